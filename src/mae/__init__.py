@@ -1,0 +1,23 @@
+"""mae: masked-autoencoder pretraining of Vision Transformers (He et al., 2021).
+
+    import mae
+    model = mae.create_model("mae_vit_base_patch16", norm_pix_loss=True)
+    out = model(imgs, mask_ratio=0.75)        # out.loss, out.pred, out.mask, out.ids_restore
+    feats = model.forward_features(imgs)      # encoder only, no masking
+    model = mae.load_model("runs/demo")       # ours, official .pth, or Hugging Face
+"""
+
+from .models import MAEOutput, MaskedAutoencoder, VisionTransformer, create_model, model_names
+from .weights import load_model, save_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAEOutput",
+    "MaskedAutoencoder",
+    "VisionTransformer",
+    "create_model",
+    "load_model",
+    "model_names",
+    "save_model",
+]

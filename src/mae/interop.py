@@ -1,0 +1,183 @@
+"""Key maps between our state dicts and other ecosystems' layouts.
+
+Ours is the official MAE layout (timm ViT names), so official checkpoints need no
+renaming. Hugging Face ViTMAE splits qkv into query/key/value and renames every module;
+it exists in two spellings: the one published checkpoints use (`vit.encoder.layer.{i}.
+attention.attention.query`, ...) and the one transformers >= 5 builds in memory
+(`vit.layers.{i}.attention.q_proj`, ...). We read both and write the published one,
+which every transformers version loads.
+"""
+
+import re
+
+import torch
+
+# ---------------------------------------------------------------- layout detection
+
+
+def strip_prefix(state_dict: dict, prefix: str) -> dict:
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def detect_layout(state_dict: dict) -> str:
+    """'mae' (official / ours), 'hf' (Hugging Face ViTMAE), or 'unknown'."""
+    keys = set(state_dict)
+    if "cls_token" in keys and "patch_embed.proj.weight" in keys:
+        return "mae"
+    hf_markers = ("embeddings.cls_token", "vit.embeddings.cls_token")
+    if keys & set(hf_markers):
+        return "hf"
+    return "unknown"
+
+
+# ---------------------------------------------------------------- Hugging Face
+
+# (our block suffix, HF published suffix, HF in-memory (transformers >= 5) suffix)
+_BLOCK_KEYS = [
+    ("norm1", "layernorm_before", "layernorm_before"),
+    ("norm2", "layernorm_after", "layernorm_after"),
+    ("attn.proj", "attention.output.dense", "attention.o_proj"),
+    ("mlp.fc1", "intermediate.dense", "mlp.fc1"),
+    ("mlp.fc2", "output.dense", "mlp.fc2"),
+]
+_QKV_PUBLISHED = ("attention.attention.query", "attention.attention.key", "attention.attention.value")
+_QKV_IN_MEMORY = ("attention.q_proj", "attention.k_proj", "attention.v_proj")
+
+_TOP_KEYS = [  # ours -> HF (without the "vit." / "decoder." split below)
+    ("cls_token", "vit.embeddings.cls_token"),
+    ("pos_embed", "vit.embeddings.position_embeddings"),
+    ("patch_embed.proj", "vit.embeddings.patch_embeddings.projection"),
+    ("norm", "vit.layernorm"),
+    ("mask_token", "decoder.mask_token"),
+    ("decoder_pos_embed", "decoder.decoder_pos_embed"),
+    ("decoder_embed", "decoder.decoder_embed"),
+    ("decoder_norm", "decoder.decoder_norm"),
+    ("decoder_pred", "decoder.decoder_pred"),
+]
+
+
+def _split_param(key: str) -> tuple[str, str]:
+    """'a.b.weight' -> ('a.b', '.weight'); parameters without a suffix stay whole."""
+    for suffix in (".weight", ".bias"):
+        if key.endswith(suffix):
+            return key[: -len(suffix)], suffix
+    return key, ""
+
+
+def ours_to_hf(state_dict: dict) -> dict:
+    """Our (official) keys -> Hugging Face ViTMAEForPreTraining keys, published spelling."""
+    out = {}
+    for key, value in state_dict.items():
+        module, suffix = _split_param(key)
+        block = re.fullmatch(r"(blocks|decoder_blocks)\.(\d+)\.(.+)", module)
+        if block:
+            stack, index, rest = block.groups()
+            base = f"vit.encoder.layer.{index}." if stack == "blocks" else f"decoder.decoder_layers.{index}."
+            if rest == "attn.qkv":
+                for name, part in zip(_QKV_PUBLISHED, value.chunk(3, dim=0)):
+                    out[base + name + suffix] = part.clone()
+                continue
+            names = {ours: hf for ours, hf, _ in _BLOCK_KEYS}
+            if rest not in names:
+                raise ValueError(f"no Hugging Face name for key {key!r}")
+            out[base + names[rest] + suffix] = value
+            continue
+        names = dict(_TOP_KEYS)
+        if module not in names:
+            raise ValueError(f"no Hugging Face name for key {key!r}")
+        out[names[module] + suffix] = value
+    return out
+
+
+def hf_to_ours(state_dict: dict) -> dict:
+    """Hugging Face ViTMAE keys (either spelling, with or without `vit.`) -> ours."""
+    if "embeddings.cls_token" in state_dict:  # a bare ViTMAEModel
+        state_dict = {"vit." + k: v for k, v in state_dict.items()}
+    top = {hf: ours for ours, hf in _TOP_KEYS}
+    block_names = {}
+    for ours, published, in_memory in _BLOCK_KEYS:
+        block_names[published] = block_names[in_memory] = ours
+    qkv_names = {name: i for names in (_QKV_PUBLISHED, _QKV_IN_MEMORY) for i, name in enumerate(names)}
+
+    out, qkv_parts = {}, {}
+    for key, value in state_dict.items():
+        module, suffix = _split_param(key)
+        block = re.fullmatch(
+            r"(vit\.encoder\.layer|vit\.layers|decoder\.decoder_layers)\.(\d+)\.(.+)", module
+        )
+        if block:
+            stack, index, rest = block.groups()
+            base = f"decoder_blocks.{index}." if stack.startswith("decoder") else f"blocks.{index}."
+            if rest in qkv_names:
+                qkv_parts.setdefault(base + "attn.qkv" + suffix, [None] * 3)[qkv_names[rest]] = value
+            elif rest in block_names:
+                out[base + block_names[rest] + suffix] = value
+            else:
+                raise ValueError(f"unknown Hugging Face ViTMAE key {key!r}")
+            continue
+        if module not in top:
+            raise ValueError(f"unknown Hugging Face ViTMAE key {key!r}")
+        out[top[module] + suffix] = value
+    for key, parts in qkv_parts.items():
+        if any(p is None for p in parts):
+            raise ValueError(f"incomplete query/key/value weights for {key!r}")
+        out[key] = torch.cat(parts, dim=0)
+    return out
+
+
+def hf_config_from_ours(config: dict) -> dict:
+    """Our model config -> a Hugging Face ViTMAEConfig dict (config.json)."""
+    img_size = config["img_size"]
+    height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
+    hidden = int(config["embed_dim"] * config["mlp_ratio"])
+    return {
+        "model_type": "vit_mae",
+        "architectures": ["ViTMAEForPreTraining"],
+        "image_size": height if height == width else [height, width],
+        "patch_size": config["patch_size"],
+        "num_channels": config["in_chans"],
+        "hidden_size": config["embed_dim"],
+        "num_hidden_layers": config["depth"],
+        "num_attention_heads": config["num_heads"],
+        "intermediate_size": hidden,
+        "decoder_hidden_size": config["decoder_embed_dim"],
+        "decoder_num_hidden_layers": config["decoder_depth"],
+        "decoder_num_attention_heads": config["decoder_num_heads"],
+        "decoder_intermediate_size": int(config["decoder_embed_dim"] * config["mlp_ratio"]),
+        "hidden_act": "gelu",
+        "layer_norm_eps": 1e-6,
+        "qkv_bias": True,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "initializer_range": 0.02,
+        "norm_pix_loss": bool(config.get("norm_pix_loss", False)),
+        "mask_ratio": float(config.get("mask_ratio", 0.75)),
+    }
+
+
+def ours_config_from_hf(hf: dict) -> dict:
+    """A Hugging Face ViTMAEConfig dict -> our constructor kwargs."""
+    if hf.get("model_type", "vit_mae") != "vit_mae":
+        raise ValueError(f"not a ViTMAE config: model_type={hf.get('model_type')!r}")
+    if hf.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"unsupported activation {hf['hidden_act']!r}; only exact gelu is built")
+    mlp_ratio = hf.get("intermediate_size", 4 * hf["hidden_size"]) / hf["hidden_size"]
+    decoder_ratio = hf.get("decoder_intermediate_size", 4 * hf["decoder_hidden_size"]) / hf["decoder_hidden_size"]
+    if decoder_ratio != mlp_ratio:
+        raise ValueError("encoder and decoder MLP ratios differ; this layout is not supported")
+    img_size = hf.get("image_size", 224)
+    return dict(
+        img_size=img_size if isinstance(img_size, int) else list(img_size),
+        patch_size=hf.get("patch_size", 16),
+        in_chans=hf.get("num_channels", 3),
+        embed_dim=hf["hidden_size"],
+        depth=hf["num_hidden_layers"],
+        num_heads=hf["num_attention_heads"],
+        decoder_embed_dim=hf["decoder_hidden_size"],
+        decoder_depth=hf["decoder_num_hidden_layers"],
+        decoder_num_heads=hf["decoder_num_attention_heads"],
+        mlp_ratio=mlp_ratio,
+        norm_pix_loss=bool(hf.get("norm_pix_loss", False)),
+    )

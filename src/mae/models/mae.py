@@ -1,0 +1,153 @@
+"""MaskedAutoencoder: masking -> encoder (visible patches only) -> decoder -> loss.
+
+State-dict keys are those of the official `MaskedAutoencoderViT`: the encoder's
+(patch_embed, cls_token, pos_embed, blocks, norm) then mask_token, decoder_pos_embed,
+decoder_embed, decoder_blocks, decoder_norm, decoder_pred.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ..masking import random_masking
+from .pos_embed import resample_pos_embed, sincos_2d
+from .vit import Block, LayerNorm, VisionTransformer, init_linear_and_norm, to_2tuple
+
+
+@dataclass
+class MAEOutput:
+    loss: torch.Tensor  # scalar: MSE on removed patches only
+    pred: torch.Tensor  # [N, L, p*p*C], every patch, in patchify order
+    mask: torch.Tensor  # [N, L], 1 = removed, 0 = kept
+    ids_restore: torch.Tensor  # [N, L]
+
+
+def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, L, p*p*C], each patch flattened as (row, col, channel)."""
+    n, c, h, w = imgs.shape
+    p = patch_size
+    x = imgs.reshape(n, c, h // p, p, w // p, p)
+    x = torch.einsum("nchpwq->nhwpqc", x)
+    return x.reshape(n, (h // p) * (w // p), p * p * c)
+
+
+def unpatchify(x: torch.Tensor, patch_size: int, grid: tuple[int, int]) -> torch.Tensor:
+    """[N, L, p*p*C] -> [N, C, H, W]; the inverse of `patchify` for a (rows, cols) grid."""
+    n, length, _ = x.shape
+    rows, cols = grid
+    if rows * cols != length:
+        raise ValueError(f"{length} patches do not fill a {rows}x{cols} grid")
+    p = patch_size
+    x = x.reshape(n, rows, cols, p, p, -1)
+    x = torch.einsum("nhwpqc->nchpwq", x)
+    return x.reshape(n, x.shape[1], rows * p, cols * p)
+
+
+class MaskedAutoencoder(VisionTransformer):
+    def __init__(
+        self,
+        img_size=224,
+        patch_size=16,
+        in_chans=3,
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        decoder_embed_dim=512,
+        decoder_depth=8,
+        decoder_num_heads=16,
+        mlp_ratio=4.0,
+        norm_pix_loss=False,
+    ):
+        super().__init__(img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio)
+        self.norm_pix_loss = norm_pix_loss
+        self.config = dict(
+            img_size=list(to_2tuple(img_size)),
+            patch_size=patch_size,
+            in_chans=in_chans,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            decoder_embed_dim=decoder_embed_dim,
+            decoder_depth=decoder_depth,
+            decoder_num_heads=decoder_num_heads,
+            mlp_ratio=mlp_ratio,
+            norm_pix_loss=norm_pix_loss,
+        )
+
+        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+        self.decoder_pos_embed = nn.Parameter(
+            sincos_2d(decoder_embed_dim, self.grid_size), requires_grad=False
+        )
+        self.decoder_blocks = nn.ModuleList(
+            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio) for _ in range(decoder_depth)
+        )
+        self.decoder_norm = LayerNorm(decoder_embed_dim)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans)
+
+        self.apply(init_linear_and_norm)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    # ----------------------------------------------------------------------------------
+    def set_img_size(self, img_size) -> None:
+        old_grid = self.grid_size
+        super().set_img_size(img_size)
+        table = resample_pos_embed(self.decoder_pos_embed.data, old_grid, self.grid_size)
+        self.decoder_pos_embed = nn.Parameter(table, requires_grad=False)
+
+    def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
+        self.patch_embed.grid_for(imgs)
+        return patchify(imgs, self.patch_embed.patch_size)
+
+    def unpatchify(self, x: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        return unpatchify(x, self.patch_embed.patch_size, grid or self.grid_size)
+
+    # ----------------------------------------------------------------------------------
+    def forward_encoder(self, imgs, mask_ratio: float, noise=None):
+        x, cls = self.embed(imgs)  # [N, L, D], [N, 1, D]
+        x, mask, ids_restore = random_masking(x, mask_ratio, noise)  # [N, K, D]
+        x = torch.cat([cls, x], dim=1)  # [N, 1 + K, D]
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x), mask, ids_restore
+
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None):
+        x = self.decoder_embed(latent)  # [N, 1 + K, Dd]
+        n, kept, dim = x.shape
+        length = ids_restore.shape[1]
+        # one shared mask token for every removed patch, then back to patch order
+        mask_tokens = self.mask_token.expand(n, length + 1 - kept, -1)  # [N, L - K, Dd]
+        patches = torch.cat([x[:, 1:], mask_tokens], dim=1)  # [N, L, Dd], shuffled order
+        patches = torch.gather(patches, 1, ids_restore.unsqueeze(-1).expand(-1, -1, dim))
+        x = torch.cat([x[:, :1], patches], dim=1)  # [N, 1 + L, Dd]
+
+        grid = grid or self.grid_size
+        pos = self.decoder_pos_embed
+        if grid != self.grid_size:
+            pos = resample_pos_embed(pos, self.grid_size, grid)
+        x = x + pos
+        for block in self.decoder_blocks:
+            x = block(x)
+        x = self.decoder_pred(self.decoder_norm(x))  # [N, 1 + L, p*p*C]
+        return x[:, 1:]  # drop the cls token
+
+    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor):
+        """Mean squared error per patch, averaged over the removed patches only."""
+        # targets in float32 (or float64) even when the model runs in bf16
+        target = self.patchify(imgs.to(torch.promote_types(imgs.dtype, torch.float32)))
+        if self.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        loss = (pred.to(target.dtype) - target) ** 2
+        loss = loss.mean(dim=-1)  # [N, L], mean loss per patch
+        # clamp keeps mask_ratio=0 finite (no removed patch: loss 0) without a host sync
+        return (loss * mask).sum() / mask.sum().clamp_min(1)
+
+    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise=None) -> MAEOutput:
+        grid = self.patch_embed.grid_for(imgs)
+        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        pred = self.forward_decoder(latent, ids_restore, grid)
+        loss = self.forward_loss(imgs, pred, mask)
+        return MAEOutput(loss=loss, pred=pred, mask=mask, ids_restore=ids_restore)

@@ -1,0 +1,255 @@
+"""Vision Transformer building blocks and the ViT encoder / classifier.
+
+Parameter names follow timm's ViT, which the official MAE code builds on, so the official
+checkpoints load with strict=True:
+    patch_embed.proj, cls_token, pos_embed, blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,
+    mlp.fc1,mlp.fc2}, norm (or fc_norm with global pooling), head.
+"""
+
+from functools import partial
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .pos_embed import resample_pos_embed, sincos_2d
+
+LayerNorm = partial(nn.LayerNorm, eps=1e-6)
+
+
+def to_2tuple(size) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    size = tuple(int(s) for s in size)
+    if len(size) != 2:
+        raise ValueError(f"expected an int or (height, width), got {size}")
+    return size
+
+
+class PatchEmbed(nn.Module):
+    """[N, C, H, W] image -> [N, (H/p) * (W/p), D] patch tokens (a strided conv)."""
+
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768):
+        super().__init__()
+        self.img_size = to_2tuple(img_size)
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        for side in self.img_size:
+            if side % patch_size:
+                raise ValueError(
+                    f"img_size {self.img_size} is not divisible by patch_size {patch_size}"
+                )
+        self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def grid_for(self, imgs: torch.Tensor) -> tuple[int, int]:
+        """Check an image batch and return its patch grid (rows, cols)."""
+        if imgs.ndim != 4:
+            raise ValueError(f"expected images of shape [N, C, H, W], got {tuple(imgs.shape)}")
+        _, chans, height, width = imgs.shape
+        if chans != self.in_chans:
+            raise ValueError(f"expected {self.in_chans} image channels, got {chans}")
+        p = self.patch_size
+        if height % p or width % p:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by the patch size {p}"
+            )
+        return height // p, width // p
+
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
+        return self.proj(imgs).flatten(2).transpose(1, 2)  # [N, L, D]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection.
+
+    `fused=True` runs F.scaled_dot_product_attention (flash / memory-efficient kernels
+    where available); `fused=False` is the plain matmul-softmax path, which can be faster
+    for small sequences in bf16 on CPU. Both compute the same function.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, fused: bool = True):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"width {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.fused = fused
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, dim = x.shape
+        qkv = self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [N, H, L, hd]
+        if self.fused:
+            x = F.scaled_dot_product_attention(q, k, v)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # [N, H, L, L]
+            x = attn.softmax(dim=-1) @ v
+        x = x.transpose(1, 2).reshape(n, length, dim)
+        return self.proj(x)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()  # exact (erf) GELU, as the official models
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the residual branch per sample with probability `p`."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0):
+        super().__init__()
+        self.norm1 = LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.norm2 = LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def init_linear_and_norm(module: nn.Module) -> None:
+    """Official MAE init: xavier-uniform linear weights, zero biases, LayerNorm 1 / 0."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class VisionTransformer(nn.Module):
+    """ViT encoder with a cls token and an optional linear classification head.
+
+    global_pool="token": features are the normed cls token (keys `norm.*`).
+    global_pool="avg": features are the mean of the patch tokens through `fc_norm`
+    (the official fine-tuning default; there is then no final `norm`).
+    """
+
+    def __init__(
+        self,
+        img_size=224,
+        patch_size=16,
+        in_chans=3,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        num_classes=0,
+        global_pool="token",
+        drop_path_rate=0.0,
+    ):
+        super().__init__()
+        if global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        self.config = dict(
+            img_size=list(to_2tuple(img_size)), patch_size=patch_size, in_chans=in_chans,
+            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias, num_classes=num_classes, global_pool=global_pool,
+            drop_path_rate=drop_path_rate,
+        )  # constructor kwargs, saved with the weights
+        self.global_pool = global_pool
+        self.embed_dim = embed_dim
+        self.num_classes = num_classes
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(
+            sincos_2d(embed_dim, self.patch_embed.grid_size), requires_grad=False
+        )
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()  # stochastic depth decay rule
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path=r) for r in rates
+        )
+        if global_pool == "avg":
+            self.fc_norm = LayerNorm(embed_dim)
+        else:
+            self.norm = LayerNorm(embed_dim)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_encoder()
+
+    def _init_encoder(self) -> None:
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # like a linear layer, not a conv
+        nn.init.normal_(self.cls_token, std=0.02)
+        self.apply(init_linear_and_norm)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        return self.patch_embed.grid_size
+
+    def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The position table for a patch grid, resampled in 2-D when it is not the built one."""
+        if grid == self.grid_size:
+            return self.pos_embed
+        return resample_pos_embed(self.pos_embed, self.grid_size, grid)
+
+    def set_img_size(self, img_size) -> None:
+        """Rebuild for another input resolution; the position table is resampled in 2-D."""
+        img_size = to_2tuple(img_size)
+        new = PatchEmbed(img_size, self.patch_embed.patch_size, self.patch_embed.in_chans, 1)
+        table = resample_pos_embed(self.pos_embed.data, self.grid_size, new.grid_size)
+        self.pos_embed = nn.Parameter(table, requires_grad=self.pos_embed.requires_grad)
+        self.patch_embed.img_size, self.patch_embed.grid_size = new.img_size, new.grid_size
+        self.patch_embed.num_patches = new.num_patches
+        self.config["img_size"] = list(img_size)
+
+    def embed(self, imgs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch tokens with their position added, and the cls token with its own."""
+        grid = self.patch_embed.grid_for(imgs)
+        pos = self.pos_embed_for(grid)  # [1, 1 + L, D]
+        x = self.patch_embed(imgs) + pos[:, 1:]  # [N, L, D]
+        cls = (self.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)  # [N, 1, D]
+        return x, cls
+
+    def final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.global_pool == "avg" else self.norm(x)
+
+    def forward_features(self, imgs: torch.Tensor) -> torch.Tensor:
+        """Encoder on all patches: [N, C, H, W] -> [N, 1 + L, D] (normed unless avg-pooled)."""
+        x, cls = self.embed(imgs)
+        x = torch.cat([cls, x], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.final_norm(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.global_pool == "avg":
+            pooled = self.fc_norm(features[:, 1:].mean(dim=1))
+        else:
+            pooled = features[:, 0]
+        return pooled if pre_logits else self.head(pooled)
+
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(imgs))
