@@ -1,0 +1,160 @@
+"""Pictures: reconstruction grids (original / masked / reconstruction / + visible) and curves."""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models.mae import MaskedAutoencoder
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+COLUMNS = ("original", "masked", "reconstruction", "reconstruction + visible")
+
+
+@dataclass
+class Reconstruction:
+    """Images as float arrays [N, H, W, C] in [0, 1] (C = 1 or 3), plus the mask and loss."""
+
+    original: np.ndarray
+    masked: np.ndarray  # removed patches shown grey
+    reconstruction: np.ndarray  # the decoder's prediction for every patch
+    pasted: np.ndarray  # prediction on removed patches, the input on visible ones
+    mask: np.ndarray  # [N, L], 1 = removed
+    loss: float
+    norm_pix: bool  # predictions were mapped back from per-patch normalised pixels
+
+    def rows(self) -> list[list[np.ndarray]]:
+        return [
+            [self.original[i], self.masked[i], self.reconstruction[i], self.pasted[i]]
+            for i in range(len(self.original))
+        ]
+
+
+def _to_display(imgs: torch.Tensor, mean, std) -> np.ndarray:
+    """[N, C, H, W] normalised -> [N, H, W, C] in [0, 1]."""
+    chans = imgs.shape[1]
+    mean = torch.tensor(mean[:chans] if len(mean) >= chans else [mean[0]] * chans).view(1, -1, 1, 1)
+    std = torch.tensor(std[:chans] if len(std) >= chans else [std[0]] * chans).view(1, -1, 1, 1)
+    pixels = imgs.float().cpu() * std + mean
+    return pixels.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+@torch.no_grad()
+def reconstruct(
+    model: MaskedAutoencoder,
+    imgs: torch.Tensor,
+    mask_ratio: float = 0.75,
+    noise: torch.Tensor | None = None,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+) -> Reconstruction:
+    """Run the model on normalised images [N, C, H, W] and return displayable arrays.
+
+    With norm_pix_loss the decoder predicts each patch normalised by its own mean and
+    variance; those are taken from the input patch to map the prediction back to pixels.
+    """
+    if not isinstance(model, MaskedAutoencoder):
+        raise ValueError(
+            "reconstructions need the MAE decoder, but this checkpoint holds an encoder only "
+            f"({type(model).__name__}); use a full pretraining checkpoint"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(imgs, mask_ratio=mask_ratio, noise=noise)
+    finally:
+        model.train(was_training)
+    grid = model.patch_embed.grid_for(imgs)
+    pred = out.pred.float()  # [N, L, p*p*C]
+    if model.norm_pix_loss:
+        target = model.patchify(imgs.float())
+        mean_p = target.mean(dim=-1, keepdim=True)
+        var_p = target.var(dim=-1, keepdim=True)
+        pred = pred * (var_p + 1.0e-6) ** 0.5 + mean_p
+    patch_values = pred.shape[-1]
+    mask = out.mask.float()  # [N, L]
+    mask_img = model.unpatchify(mask.unsqueeze(-1).expand(-1, -1, patch_values), grid)  # [N, C, H, W]
+    recon = model.unpatchify(pred, grid)
+    imgs = imgs.float()
+
+    original = _to_display(imgs, mean, std)
+    reconstruction = _to_display(recon, mean, std)
+    keep = (1 - mask_img).permute(0, 2, 3, 1).numpy()  # [N, H, W, C], 1 = visible
+    masked = original * keep + 0.5 * (1 - keep)
+    pasted = original * keep + reconstruction * (1 - keep)
+    return Reconstruction(
+        original=original,
+        masked=masked,
+        reconstruction=reconstruction,
+        pasted=pasted,
+        mask=out.mask.cpu().numpy(),
+        loss=float(out.loss),
+        norm_pix=bool(model.norm_pix_loss),
+    )
+
+
+def save_reconstruction_png(rec: Reconstruction, path, title: str | None = None) -> Path:
+    """One row per image, the four columns of COLUMNS, written to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = rec.rows()
+    height, width = rows[0][0].shape[:2]
+    cell = 2.2
+    fig, axes = plt.subplots(
+        len(rows), 4, figsize=(4 * cell * max(1.0, width / height), len(rows) * cell + 0.6), squeeze=False
+    )
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            ax = axes[r][c]
+            gray = image.shape[-1] == 1
+            ax.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None,
+                      vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(COLUMNS[c], fontsize=9)
+    ratio = rec.mask.mean()
+    note = f"mask ratio {ratio:.2f}, loss {rec.loss:.4f}"
+    if rec.norm_pix:
+        note += "; norm-pix predictions mapped back to pixels with each patch's own mean/std"
+    fig.suptitle((title + "\n" if title else "") + note, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_curves(records: list[dict], path, keys=("loss",), x_key: str = "step") -> Path:
+    """Plot metrics (dicts from metrics.jsonl) against `x_key`, one panel per key."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in keys if any(k in r for r in records)]
+    if not keys:
+        raise ValueError(f"no records carry any of {keys}")
+    cols = min(3, len(keys))
+    fig, axes = plt.subplots(math.ceil(len(keys) / cols), cols, figsize=(4.5 * cols, 3.2), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        points = [(r[x_key], r[key]) for r in records if key in r and x_key in r]
+        ax.plot([p[0] for p in points], [p[1] for p in points])
+        ax.set_xlabel(x_key)
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
