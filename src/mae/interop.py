@@ -66,23 +66,33 @@ def _split_param(key: str) -> tuple[str, str]:
     return key, ""
 
 
-def ours_to_hf(state_dict: dict) -> dict:
-    """Our (official) keys -> Hugging Face ViTMAEForPreTraining keys, published spelling."""
+def ours_to_hf(state_dict: dict, spelling: str = "published") -> dict:
+    """Our (official) keys -> Hugging Face ViTMAEForPreTraining keys.
+
+    spelling="published" writes the names of published checkpoints (loadable by every
+    transformers version through from_pretrained); "in_memory" writes the names a
+    transformers >= 5 model has in memory (for load_state_dict on a live model).
+    """
+    if spelling not in ("published", "in_memory"):
+        raise ValueError(f"spelling must be 'published' or 'in_memory', got {spelling!r}")
+    published = spelling == "published"
+    qkv_names = _QKV_PUBLISHED if published else _QKV_IN_MEMORY
+    block_names = {ours: (pub if published else mem) for ours, pub, mem in _BLOCK_KEYS}
+    layer_prefix = "vit.encoder.layer." if published else "vit.layers."
     out = {}
     for key, value in state_dict.items():
         module, suffix = _split_param(key)
         block = re.fullmatch(r"(blocks|decoder_blocks)\.(\d+)\.(.+)", module)
         if block:
             stack, index, rest = block.groups()
-            base = f"vit.encoder.layer.{index}." if stack == "blocks" else f"decoder.decoder_layers.{index}."
+            base = f"{layer_prefix}{index}." if stack == "blocks" else f"decoder.decoder_layers.{index}."
             if rest == "attn.qkv":
-                for name, part in zip(_QKV_PUBLISHED, value.chunk(3, dim=0)):
+                for name, part in zip(qkv_names, value.chunk(3, dim=0)):
                     out[base + name + suffix] = part.clone()
                 continue
-            names = {ours: hf for ours, hf, _ in _BLOCK_KEYS}
-            if rest not in names:
+            if rest not in block_names:
                 raise ValueError(f"no Hugging Face name for key {key!r}")
-            out[base + names[rest] + suffix] = value
+            out[base + block_names[rest] + suffix] = value
             continue
         names = dict(_TOP_KEYS)
         if module not in names:
@@ -92,7 +102,12 @@ def ours_to_hf(state_dict: dict) -> dict:
 
 
 def hf_to_ours(state_dict: dict) -> dict:
-    """Hugging Face ViTMAE keys (either spelling, with or without `vit.`) -> ours."""
+    """Hugging Face ViTMAE keys (either spelling, with or without `vit.`) -> ours.
+
+    transformers 5's save_pretrained writes the decoder's layers as
+    `decoder.decoder_encoder.layer.{i}` (its renaming back to the published spelling also
+    hits `decoder_layers`); that spelling is read too.
+    """
     if "embeddings.cls_token" in state_dict:  # a bare ViTMAEModel
         state_dict = {"vit." + k: v for k, v in state_dict.items()}
     top = {hf: ours for ours, hf in _TOP_KEYS}
@@ -105,7 +120,9 @@ def hf_to_ours(state_dict: dict) -> dict:
     for key, value in state_dict.items():
         module, suffix = _split_param(key)
         block = re.fullmatch(
-            r"(vit\.encoder\.layer|vit\.layers|decoder\.decoder_layers)\.(\d+)\.(.+)", module
+            r"(vit\.encoder\.layer|vit\.layers|decoder\.decoder_layers|decoder\.decoder_encoder\.layer)"
+            r"\.(\d+)\.(.+)",
+            module,
         )
         if block:
             stack, index, rest = block.groups()
