@@ -1,0 +1,279 @@
+"""Classifiers from an MAE encoder, for fine-tuning, linear probing and evaluation.
+
+    model, report = build_classifier("runs/pretrain", num_classes=1000)       # fine-tune
+    model, report = build_classifier(path, num_classes=1000, global_pool="token",
+                                     head="linprobe")                         # linear probe
+    model, report = build_classifier("mae_finetuned_vit_base.pth", num_classes=None,
+                                     global_pool=None)                        # evaluate
+
+As the official fine-tuning code:
+  * global_pool="avg": mean of the patch tokens through a fresh `fc_norm`; the encoder's
+    final `norm` is not used. global_pool="token": the cls token through the loaded `norm`.
+  * the head is a linear layer, weight trunc-normal with std 2e-5, bias zero;
+  * the position table is loaded and trainable (the official fine-tuning ViT has a learned
+    `pos_embed`, initialised from the checkpoint), and resampled in 2-D for another
+    resolution;
+  * drop path (stochastic depth) grows linearly to `drop_path_rate` over the blocks.
+As the official linear probing: head = BatchNorm1d(affine=False, eps=1e-6) then a linear
+layer with weight trunc-normal std 0.01; everything but the head is frozen.
+"""
+
+import logging
+from copy import deepcopy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors import safe_open
+
+from ..interop import detect_layout
+from ..weights import load_model, read_pth, unwrap_checkpoint
+from .vit import VisionTransformer, to_2tuple
+
+log = logging.getLogger(__name__)
+
+HEADS = ("linear", "linprobe")
+HEAD_INIT_STD = {"linear": 2e-5, "linprobe": 0.01}
+DROP_PATH_DEFAULT = {"linear": 0.1, "linprobe": 0.0}
+ARCH_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias")
+ENCODER_KEYS = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight")
+PRETRAIN_ONLY_PREFIXES = ("decoder_", "mask_token")
+
+
+@dataclass
+class LoadReport:
+    """What loading the encoder into the classifier did, as data."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)  # classifier tensors taken from the checkpoint
+    missing: list[str] = field(default_factory=list)  # classifier tensors freshly initialised
+    unexpected: list[str] = field(default_factory=list)  # checkpoint tensors not used
+    notes: list[str] = field(default_factory=list)  # decisions taken (head dropped, table resampled)
+
+    def summary(self) -> str:
+        pretrain_only = [k for k in self.unexpected if k.startswith(PRETRAIN_ONLY_PREFIXES)]
+        others = [k for k in self.unexpected if k not in pretrain_only]
+        lines = [f"loaded {len(self.loaded)} tensors from {self.source}"]
+        lines.append("missing (freshly initialised): " + (", ".join(self.missing) or "none"))
+        unexpected = others + ([f"{len(pretrain_only)} decoder tensors"] if pretrain_only else [])
+        lines.append("unexpected (not used): " + (", ".join(unexpected) or "none"))
+        lines += self.notes
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- reading the encoder
+
+
+def _require_encoder(state: dict, name: str) -> None:
+    layout = detect_layout(state)
+    if layout not in ("mae", "unknown"):
+        return  # another ecosystem's layout: mae.load_model maps and checks it
+    absent = [k for k in ENCODER_KEYS if k not in state]
+    if absent:
+        raise ValueError(
+            f"{name} holds no ViT encoder weights: expected {', '.join(ENCODER_KEYS)} (official / "
+            f"ours) or vit.embeddings.* (Hugging Face); missing {', '.join(absent)}; "
+            f"it has {len(state)} tensors, first: {', '.join(list(state)[:5]) or 'none'}"
+        )
+
+
+def fold_batchnorm_head_state(state: dict) -> dict:
+    """An official linear-probe state (head.0 = BatchNorm, head.1 = Linear) -> a plain head.
+
+    In eval mode BatchNorm without affine is x -> (x - mean) / sqrt(var + eps), so the pair
+    is one linear layer: W' = W / sqrt(var + eps) (per input), b' = b - W' @ mean.
+    """
+    if "head.1.weight" not in state or "head.0.running_mean" not in state:
+        return state
+    state = dict(state)
+    mean, var = state.pop("head.0.running_mean"), state.pop("head.0.running_var")
+    state.pop("head.0.num_batches_tracked", None)
+    weight, bias = state.pop("head.1.weight"), state.pop("head.1.bias")
+    state["head.weight"], state["head.bias"] = _fold(weight, bias, mean, var, eps=1e-6)
+    return state
+
+
+def _fold(weight, bias, mean, var, eps):
+    inv_std = (var.double() + eps).rsqrt()  # [D]
+    folded_weight = weight.double() * inv_std[None, :]  # [K, D]
+    folded_bias = bias.double() - folded_weight @ mean.double()  # [K]
+    return folded_weight.to(weight.dtype), folded_bias.to(bias.dtype)
+
+
+def _load_encoder(source) -> tuple[VisionTransformer, str]:
+    """Any source mae.load_model accepts (or a model) -> (model, name for messages)."""
+    if isinstance(source, nn.Module):
+        if not isinstance(source, VisionTransformer):
+            raise ValueError(
+                f"cannot build a classifier from a {type(source).__name__}; expected an mae model"
+            )
+        return source, type(source).__name__
+    name = "state dict" if isinstance(source, dict) else str(source)
+    obj = source
+    if not isinstance(source, dict):
+        path = Path(source)
+        if not path.exists():
+            raise ValueError(f"checkpoint {path} does not exist")
+        if path.is_file() and path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as f:  # keys only, no tensors read
+                _require_encoder(dict.fromkeys(f.keys()), name)
+        elif path.is_file():
+            obj = read_pth(path)  # read once, checked, then handed to load_model with its args
+    if isinstance(obj, dict):
+        try:
+            state, _ = unwrap_checkpoint(obj)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+        _require_encoder(state, name)
+        folded = fold_batchnorm_head_state(state)
+        if folded is not state:  # keep the run's args and config beside the new weights
+            obj = {k: v for k, v in obj.items() if not isinstance(v, (torch.Tensor, dict))}
+            obj["model"] = folded
+    try:
+        return load_model(obj), name
+    except KeyError as err:  # a layout we know with a tensor missing
+        raise ValueError(f"{name} is not a complete ViT encoder checkpoint: no {err}") from None
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_classifier(
+    source,
+    num_classes: int | None,
+    global_pool: str | None = "avg",
+    drop_path_rate: float | None = None,
+    img_size=None,
+    head: str = "linear",
+    drop_head: bool = False,
+) -> tuple[VisionTransformer, LoadReport]:
+    """A ViT classifier with the encoder of `source` loaded, and a report of what loaded.
+
+    source: anything `mae.load_model` accepts (run directory, our safetensors, official
+        pretrain / encoder-only / fine-tuned / linear-probe .pth, Hugging Face ViTMAE
+        folder, state dict) or an mae model.
+    num_classes: classes of the head; None takes the checkpoint's head (for evaluation).
+    global_pool: "avg" (official fine-tuning), "token" (official linear probing), or None
+        for the checkpoint's own ("avg" when it has `fc_norm`).
+    drop_path_rate: None means 0.1 for head="linear" and 0 for "linprobe".
+    img_size: input resolution; the position table is resampled in 2-D when it differs.
+    head: "linear" (fine-tuning: everything trainable) or "linprobe" (frozen encoder,
+        BatchNorm + linear head, always freshly initialised).
+    drop_head: start from a fresh head when the checkpoint's has another class count
+        (otherwise that is an error).
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if global_pool not in ("avg", "token", None):
+        raise ValueError(f"global_pool must be 'avg', 'token' or None, got {global_pool!r}")
+    if num_classes is not None and num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    drop_path_rate = DROP_PATH_DEFAULT[head] if drop_path_rate is None else drop_path_rate
+    if not 0.0 <= drop_path_rate < 1.0:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+
+    encoder, name = _load_encoder(source)
+    state = dict(encoder.state_dict())
+    report = LoadReport(source=name)
+
+    # the checkpoint's head: kept for evaluation / continued fine-tuning when it fits
+    has_head = "head.weight" in state
+    ckpt_classes = state["head.weight"].shape[0] if has_head else None
+    if num_classes is None:
+        if ckpt_classes is None:
+            raise ValueError(f"{name} has no classification head; give the number of classes")
+        num_classes = ckpt_classes
+    if has_head and head == "linear" and ckpt_classes != num_classes and not drop_head:
+        raise ValueError(
+            f"{name} has a head for {ckpt_classes} classes but {num_classes} were asked for; "
+            f"ask for {ckpt_classes} classes, or set drop_head to train a fresh head"
+        )
+    if has_head and (head == "linprobe" or ckpt_classes != num_classes):
+        state.pop("head.weight")
+        state.pop("head.bias", None)
+        report.notes.append(
+            f"the checkpoint's {ckpt_classes}-class head was not used: a fresh head is trained"
+        )
+    if global_pool is None:
+        global_pool = "avg" if "fc_norm.weight" in state else "token"
+
+    arch = {k: encoder.config[k] for k in ARCH_KEYS if k in encoder.config}
+    model = VisionTransformer(
+        **arch, num_classes=num_classes, global_pool=global_pool, drop_path_rate=drop_path_rate
+    )
+    nn.init.trunc_normal_(model.head.weight, std=HEAD_INIT_STD[head])
+    nn.init.zeros_(model.head.bias)
+    _load_state(model, state, report)
+    if global_pool == "avg" and "norm.weight" in state:
+        report.notes.append("global_pool='avg': the encoder's final norm is replaced by a fresh fc_norm")
+
+    if img_size is not None and to_2tuple(img_size) != tuple(model.config["img_size"]):
+        old_grid = model.grid_size
+        model.set_img_size(img_size)
+        report.notes.append(f"position table resampled in 2-D from {old_grid} to {model.grid_size} patches")
+
+    if head == "linear":
+        model.pos_embed.requires_grad_(True)  # learned while fine-tuning, as the official ViT
+    else:
+        linear = model.head
+        model.head = nn.Sequential(nn.BatchNorm1d(linear.in_features, affine=False, eps=1e-6), linear)
+        model.requires_grad_(False)
+        model.head.requires_grad_(True)
+    log.info("classifier from %s\n%s", name, report.summary())
+    return model, report
+
+
+def _load_state(model: VisionTransformer, state: dict, report: LoadReport) -> None:
+    own = model.state_dict()
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs classifier {tuple(own[k].shape)}"
+        for k in own if k in state and state[k].shape != own[k].shape
+    ]
+    if mismatched:
+        raise ValueError(f"{report.source} does not fit the classifier: " + "; ".join(mismatched))
+    usable = {k: v for k, v in state.items() if k in own}
+    result = model.load_state_dict(usable, strict=False)
+    report.loaded = sorted(usable)
+    report.missing = sorted(result.missing_keys)
+    report.unexpected = sorted(set(state) - set(own))
+
+
+# ---------------------------------------------------------------- after building
+
+
+def freeze_all_but_last_blocks(model: VisionTransformer, num_blocks: int) -> list[str]:
+    """Partial fine-tuning: train only the last `num_blocks` blocks, the final norm and the head.
+
+    Returns the names of the parameters left trainable.
+    """
+    depth = len(model.blocks)
+    if not 0 <= num_blocks <= depth:
+        raise ValueError(f"can fine-tune 0 to {depth} last blocks of this model, not {num_blocks}")
+    model.requires_grad_(False)
+    for block in list(model.blocks)[depth - num_blocks:]:
+        block.requires_grad_(True)
+    for module_name in ("norm", "fc_norm", "head"):
+        if hasattr(model, module_name):
+            getattr(model, module_name).requires_grad_(True)
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def fold_linprobe_head(model: VisionTransformer) -> VisionTransformer:
+    """A copy of a linear-probe classifier whose BatchNorm + linear head is one linear layer.
+
+    The copy computes the same eval-mode logits and saves / loads like any classifier
+    (`mae.save_model`, `mae.load_model`, `build_classifier`).
+    """
+    if not isinstance(model.head, nn.Sequential):
+        raise ValueError("the model has no BatchNorm + linear probe head to fold")
+    norm, linear = model.head
+    folded = deepcopy(model)
+    weight, bias = _fold(
+        linear.weight.detach(), linear.bias.detach(), norm.running_mean, norm.running_var, norm.eps
+    )
+    folded.head = nn.Linear(linear.in_features, linear.out_features).to(weight.device)
+    with torch.no_grad():
+        folded.head.weight.copy_(weight)
+        folded.head.bias.copy_(bias)
+    return folded.eval()
