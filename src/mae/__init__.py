@@ -8,7 +8,8 @@
 """
 
 from .models import MAEOutput, MaskedAutoencoder, VisionTransformer, create_model, model_names
-from .weights import load_model, save_model
+from .viz import reconstruct, visualize
+from .weights import export_model, load_model, save_model
 
 __version__ = "0.1.0"
 
@@ -17,7 +18,10 @@ __all__ = [
     "MaskedAutoencoder",
     "VisionTransformer",
     "create_model",
+    "export_model",
     "load_model",
     "model_names",
+    "reconstruct",
     "save_model",
+    "visualize",
 ]

@@ -1,11 +1,14 @@
 """Key maps between our state dicts and other ecosystems' layouts.
 
-Ours is the official MAE layout (timm ViT names), so official checkpoints need no
-renaming. Hugging Face ViTMAE splits qkv into query/key/value and renames every module;
-it exists in two spellings: the one published checkpoints use (`vit.encoder.layer.{i}.
-attention.attention.query`, ...) and the one transformers >= 5 builds in memory
-(`vit.layers.{i}.attention.q_proj`, ...). We read both and write the published one,
-which every transformers version loads.
+Ours is the official MAE layout (timm ViT names), so official checkpoints (pretraining,
+encoder-only and fine-tuned) and timm ViT weights need no renaming; timm has no decoder.
+Hugging Face ViTMAE splits qkv into query/key/value and renames every module; it exists in
+two spellings: the one published checkpoints use (`vit.encoder.layer.{i}.attention.
+attention.query`, ...) and the one transformers >= 5 builds in memory (`vit.layers.{i}.
+attention.q_proj`, ...). We read both and write the published one, which every
+transformers version loads. mmpretrain (and mmsegmentation, whose converters apply the
+same renaming) keeps qkv fused but renames the modules: `backbone.layers.{i}.ln1`,
+`ffn.layers.0.0`, ... with the decoder under `neck.` and a linear head under `head.fc`.
 """
 
 import re
@@ -13,6 +16,17 @@ import re
 import torch
 
 # ---------------------------------------------------------------- layout detection
+
+# What `detect_layout` recognises, for error messages.
+KNOWN_LAYOUTS = {
+    "mae": "ours / official MAE / timm ViT (cls_token, patch_embed.proj.weight, blocks.{i}...)",
+    "hf": "Hugging Face ViTMAE (vit.embeddings.cls_token, vit.encoder.layer.{i}...)",
+    "mmpretrain": "mmpretrain / mmsegmentation (backbone.patch_embed.projection.weight, "
+    "backbone.layers.{i}.ln1...)",
+}
+
+# Parameters only the pretraining model has; encoder-only layouts drop them.
+DECODER_PREFIXES = ("mask_token", "decoder_")
 
 
 def strip_prefix(state_dict: dict, prefix: str) -> dict:
@@ -22,14 +36,43 @@ def strip_prefix(state_dict: dict, prefix: str) -> dict:
 
 
 def detect_layout(state_dict: dict) -> str:
-    """'mae' (official / ours), 'hf' (Hugging Face ViTMAE), or 'unknown'."""
+    """'mae' (official / ours / timm), 'hf' (Hugging Face ViTMAE), 'mmpretrain', or 'unknown'."""
     keys = set(state_dict)
     if "cls_token" in keys and "patch_embed.proj.weight" in keys:
         return "mae"
     hf_markers = ("embeddings.cls_token", "vit.embeddings.cls_token")
     if keys & set(hf_markers):
         return "hf"
+    if keys & {"backbone.patch_embed.projection.weight", "patch_embed.projection.weight"}:
+        return "mmpretrain"
     return "unknown"
+
+
+def unknown_layout_message(name: str, state_dict: dict) -> str:
+    known = "; ".join(f"{k}: {v}" for k, v in KNOWN_LAYOUTS.items())
+    return (
+        f"{name}: unknown checkpoint layout (known: our safetensors, official MAE .pth, "
+        f"Hugging Face ViTMAE, timm ViT, mmpretrain/mmsegmentation MAE backbone; by keys: "
+        f"{known}); first keys: {list(state_dict)[:5]}"
+    )
+
+
+def to_ours(state_dict: dict, name: str = "checkpoint") -> dict:
+    """Any layout `detect_layout` knows -> our keys; a clear error for any other."""
+    layout = detect_layout(state_dict)
+    if layout == "mae":
+        return dict(state_dict)
+    if layout == "hf":
+        return hf_to_ours(state_dict)
+    if layout == "mmpretrain":
+        return mm_to_ours(state_dict)
+    raise ValueError(unknown_layout_message(name, state_dict))
+
+
+def split_decoder(state_dict: dict) -> tuple[dict, list[str]]:
+    """(encoder and head tensors, names of the dropped pretraining-only tensors)."""
+    kept = {k: v for k, v in state_dict.items() if not k.startswith(DECODER_PREFIXES)}
+    return kept, [k for k in state_dict if k not in kept]
 
 
 # ---------------------------------------------------------------- Hugging Face
@@ -145,13 +188,19 @@ def hf_to_ours(state_dict: dict) -> dict:
 
 
 def hf_config_from_ours(config: dict) -> dict:
-    """Our model config -> a Hugging Face ViTMAEConfig dict (config.json)."""
+    """Our model config -> a Hugging Face ViTMAEConfig dict (config.json).
+
+    An encoder-only config (no decoder) becomes a ViTMAEModel config; its decoder fields
+    keep ViTMAEConfig's defaults, which ViTMAEModel does not use.
+    """
     img_size = config["img_size"]
     height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
     hidden = int(config["embed_dim"] * config["mlp_ratio"])
+    has_decoder = "decoder_embed_dim" in config
+    decoder_dim = config.get("decoder_embed_dim", 512)
     return {
         "model_type": "vit_mae",
-        "architectures": ["ViTMAEForPreTraining"],
+        "architectures": ["ViTMAEForPreTraining" if has_decoder else "ViTMAEModel"],
         "image_size": height if height == width else [height, width],
         "patch_size": config["patch_size"],
         "num_channels": config["in_chans"],
@@ -159,13 +208,13 @@ def hf_config_from_ours(config: dict) -> dict:
         "num_hidden_layers": config["depth"],
         "num_attention_heads": config["num_heads"],
         "intermediate_size": hidden,
-        "decoder_hidden_size": config["decoder_embed_dim"],
-        "decoder_num_hidden_layers": config["decoder_depth"],
-        "decoder_num_attention_heads": config["decoder_num_heads"],
-        "decoder_intermediate_size": int(config["decoder_embed_dim"] * config["mlp_ratio"]),
+        "decoder_hidden_size": decoder_dim,
+        "decoder_num_hidden_layers": config.get("decoder_depth", 8),
+        "decoder_num_attention_heads": config.get("decoder_num_heads", 16),
+        "decoder_intermediate_size": int(decoder_dim * config["mlp_ratio"]),
         "hidden_act": "gelu",
         "layer_norm_eps": 1e-6,
-        "qkv_bias": True,
+        "qkv_bias": bool(config.get("qkv_bias", True)),
         "hidden_dropout_prob": 0.0,
         "attention_probs_dropout_prob": 0.0,
         "initializer_range": 0.02,
@@ -198,3 +247,87 @@ def ours_config_from_hf(hf: dict) -> dict:
         mlp_ratio=mlp_ratio,
         norm_pix_loss=bool(hf.get("norm_pix_loss", False)),
     )
+
+
+# ---------------------------------------------------------------- mmpretrain / mmsegmentation
+
+# Our block suffix -> mmpretrain's TransformerEncoderLayer suffix (qkv stays fused).
+_MM_BLOCK_KEYS = [
+    ("norm1", "ln1"),
+    ("attn.qkv", "attn.qkv"),
+    ("attn.proj", "attn.proj"),
+    ("norm2", "ln2"),
+    ("mlp.fc1", "ffn.layers.0.0"),
+    ("mlp.fc2", "ffn.layers.1"),
+]
+# Our module -> mmpretrain's: the encoder is the `backbone` (final norm `ln1`; the
+# global-pool norm of a fine-tuned model is `ln2`, out_type="avg_featmap"), the decoder
+# the `neck` (MAEPretrainDecoder, whose norm is `ln1`), a linear head `head.fc`.
+_MM_TOP_KEYS = [
+    ("patch_embed.proj", "backbone.patch_embed.projection"),
+    ("cls_token", "backbone.cls_token"),
+    ("pos_embed", "backbone.pos_embed"),
+    ("norm", "backbone.ln1"),
+    ("fc_norm", "backbone.ln2"),
+    ("head", "head.fc"),
+    ("mask_token", "neck.mask_token"),
+    ("decoder_pos_embed", "neck.decoder_pos_embed"),
+    ("decoder_embed", "neck.decoder_embed"),
+    ("decoder_norm", "neck.ln1"),
+    ("decoder_pred", "neck.decoder_pred"),
+]
+# Other spellings read back: mmsegmentation's beit2mmseg keeps the final `norm`;
+# vit2mmseg writes nn.MultiheadAttention names; VisionTransformerClsHead's linear layer.
+_MM_TOP_ALIASES = {"backbone.norm": "norm", "head.layers.head": "head"}
+_MM_BLOCK_ALIASES = {"attn.attn.out_proj": "attn.proj"}
+_MM_PARAM_ALIASES = {"attn.attn.in_proj_weight": "attn.qkv.weight", "attn.attn.in_proj_bias": "attn.qkv.bias"}
+
+
+def ours_to_mm(state_dict: dict) -> dict:
+    """Our keys -> mmpretrain's MAE (backbone + neck) / ImageClassifier keys."""
+    blocks = dict(_MM_BLOCK_KEYS)
+    top = dict(_MM_TOP_KEYS)
+    out = {}
+    for key, value in state_dict.items():
+        module, suffix = _split_param(key)
+        block = re.fullmatch(r"(blocks|decoder_blocks)\.(\d+)\.(.+)", module)
+        if block:
+            stack, index, rest = block.groups()
+            base = f"backbone.layers.{index}." if stack == "blocks" else f"neck.decoder_blocks.{index}."
+            if rest not in blocks:
+                raise ValueError(f"no mmpretrain name for key {key!r}")
+            out[base + blocks[rest] + suffix] = value
+        elif module in top:
+            out[top[module] + suffix] = value
+        else:
+            raise ValueError(f"no mmpretrain name for key {key!r}")
+    return out
+
+
+def mm_to_ours(state_dict: dict) -> dict:
+    """mmpretrain / mmsegmentation keys (with or without `backbone.`) -> ours."""
+    if not any(k.startswith("backbone.") for k in state_dict):  # a bare backbone's state dict
+        state_dict = {"backbone." + k: v for k, v in state_dict.items()}
+    blocks = {mm: ours for ours, mm in _MM_BLOCK_KEYS}
+    blocks.update(_MM_BLOCK_ALIASES)
+    top = {mm: ours for ours, mm in _MM_TOP_KEYS}
+    top.update(_MM_TOP_ALIASES)
+    out = {}
+    for key, value in state_dict.items():
+        block = re.fullmatch(r"(backbone\.layers|neck\.decoder_blocks)\.(\d+)\.(.+)", key)
+        if block:
+            stack, index, rest = block.groups()
+            base = f"blocks.{index}." if stack.startswith("backbone") else f"decoder_blocks.{index}."
+            if rest in _MM_PARAM_ALIASES:
+                out[base + _MM_PARAM_ALIASES[rest]] = value
+                continue
+            module, suffix = _split_param(rest)
+            if module not in blocks:
+                raise ValueError(f"unknown mmpretrain key {key!r}")
+            out[base + blocks[module] + suffix] = value
+            continue
+        module, suffix = _split_param(key)
+        if module not in top:
+            raise ValueError(f"unknown mmpretrain key {key!r}")
+        out[top[module] + suffix] = value
+    return out

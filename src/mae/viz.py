@@ -7,7 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .imageio import check_image_path, load_images
+from .masking import check_mask_ratio
 from .models.mae import MaskedAutoencoder
+from .weights import load_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -96,7 +99,59 @@ def reconstruct(
     )
 
 
-def save_reconstruction_png(rec: Reconstruction, path, title: str | None = None) -> Path:
+def image_noise(seed: int, index: int, num_patches: int) -> torch.Tensor:
+    """The masking noise [L] of the `index`-th image: a function of (seed, index) only,
+    so an image's mask does not change when other images are added or removed."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2)
+    generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.rand(num_patches, generator=generator)
+
+
+def visualize(
+    checkpoint,
+    image_paths,
+    mask_ratio: float = 0.75,
+    seed: int = 0,
+    out=None,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    **overrides,
+) -> Reconstruction:
+    """Reconstructions of image files by a checkpoint's MAE, as arrays (and a PNG if `out`).
+
+    `checkpoint`: anything `mae.load_model` reads that has the decoder (ours, an official
+    full pretraining .pth, a Hugging Face ViTMAE folder), or a MaskedAutoencoder. Images are
+    resized and centre-cropped to the model's input size (see mae.imageio). `overrides`
+    go to load_model (e.g. norm_pix_loss=True for official weights whose args are gone).
+    """
+    check_mask_ratio(mask_ratio)
+    paths = [check_image_path(p) for p in image_paths]  # before the model is loaded
+    if not paths:
+        raise ValueError("no images given")
+    if isinstance(checkpoint, torch.nn.Module):
+        model, name = checkpoint, type(checkpoint).__name__
+    else:
+        model, name = load_model(checkpoint, **overrides), str(checkpoint)
+    if not isinstance(model, MaskedAutoencoder):
+        raise ValueError(
+            f"{name} holds an encoder only ({type(model).__name__}): reconstructions need the "
+            "MAE decoder; use a full pretraining checkpoint (ours, official *_full.pth / "
+            "visualize weights, or a Hugging Face ViTMAEForPreTraining folder)"
+        )
+    embed = model.patch_embed
+    imgs = load_images(paths, embed.img_size, embed.in_chans, mean, std, min_side=embed.patch_size)  # [N, C, H, W]
+    noise = torch.stack([image_noise(seed, i, embed.num_patches) for i in range(len(paths))])  # [N, L]
+    device = next(model.parameters()).device
+    imgs, noise = imgs.to(device), noise.to(device)
+    rec = reconstruct(model, imgs, mask_ratio, noise, mean, std)
+    if out is not None:
+        save_reconstruction_png(rec, out, title=name, row_labels=[p.name for p in paths])
+    return rec
+
+
+def save_reconstruction_png(
+    rec: Reconstruction, path, title: str | None = None, row_labels: list[str] | None = None
+) -> Path:
     """One row per image, the four columns of COLUMNS, written to `path`."""
     import matplotlib
 
@@ -119,6 +174,8 @@ def save_reconstruction_png(rec: Reconstruction, path, title: str | None = None)
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(COLUMNS[c], fontsize=9)
+        if row_labels:
+            axes[r][0].set_ylabel(row_labels[r], fontsize=8)
     ratio = rec.mask.mean()
     note = f"mask ratio {ratio:.2f}, loss {rec.loss:.4f}"
     if rec.norm_pix:

@@ -1,4 +1,5 @@
-"""Reading and writing model weights safely, and `load_model` for every known layout.
+"""Reading and writing model weights safely: `load_model` for every known layout, and
+`export_model` to write a model in another ecosystem's layout.
 
 Nothing here unpickles code: safetensors files are plain tensors, and `.pth` files go
 through `torch.load(weights_only=True)`, which refuses any pickle that holds more than
@@ -10,7 +11,11 @@ import argparse
 import inspect
 import json
 import os
+import pickle
+import re
 import tempfile
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -61,7 +66,12 @@ def model_kind_and_config(model: torch.nn.Module) -> tuple[str, dict]:
 def save_model(model: torch.nn.Module, path: str | os.PathLike, extra_metadata: dict | None = None):
     """Write a model's weights and config as one safetensors file, atomically."""
     kind, config = model_kind_and_config(model)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    write_safetensors(model.state_dict(), path, kind, config, extra_metadata)
+
+
+def write_safetensors(state: dict, path, kind: str, config: dict, extra_metadata: dict | None = None):
+    """Tensors plus our metadata (format, kind, config) as one safetensors file, atomically."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     metadata = {FORMAT_KEY: "1", KIND_KEY: kind, CONFIG_KEY: json.dumps(config)}
     metadata.update(extra_metadata or {})
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
@@ -77,15 +87,40 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict, dict]:
 
 
 def read_pth(path: str | os.PathLike) -> dict:
-    """torch.load without executing code; a pickle with anything else is refused."""
+    """torch.load without executing code; a pickle with anything else is refused.
+
+    Only tensors, plain containers and numbers/strings are rebuilt (and argparse.Namespace,
+    which official checkpoints carry as `args`: it holds no code). A pickle that names any
+    other callable, os.system say, is refused before anything in it runs.
+    """
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
+            warnings.simplefilter("ignore")  # pickle-protocol notes on files we refuse anyway
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError and friends
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        if found:
+            raise ValueError(
+                f"refusing to load {path}: it references {found.group(1)}; only tensors and plain "
+                "containers are accepted (unpickling anything else could run code from the file), "
+                "so nothing in it was run"
+            ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(err))
         raise ValueError(
-            f"refusing to load {path}: it is not a plain checkpoint of tensors and containers "
-            f"(loading it would run code from the file). Details: {err}"
+            f"cannot read {path} as a PyTorch checkpoint of tensors "
+            f"({detail.group(1) if detail else str(err).splitlines()[0]}); nothing in it was run"
         ) from None
+    except Exception as err:  # not a PyTorch file at all: zip or pickle framing broken
+        raise ValueError(
+            f"cannot read {path} as a PyTorch checkpoint ({type(err).__name__}: {err}); nothing in it was run"
+        ) from None
+
+
+def embedded_config(obj) -> dict | None:
+    """Our model config, when a .pth we wrote carries it next to the weights."""
+    if isinstance(obj, dict) and isinstance(obj.get(CONFIG_KEY), str):
+        return json.loads(obj[CONFIG_KEY])
+    return None
 
 
 def unwrap_checkpoint(obj) -> tuple[dict, dict]:
@@ -212,7 +247,8 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
     """Any accepted source -> (state_dict, training args, our metadata or None, name)."""
     if isinstance(src, dict):
         state, args = unwrap_checkpoint(src)
-        return state, args, None, "state dict"
+        config = embedded_config(src)
+        return state, args, {CONFIG_KEY: json.dumps(config)} if config else None, "state dict"
     path = Path(src)
     if not path.exists():
         raise ValueError(f"checkpoint {path} does not exist")
@@ -237,10 +273,37 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
                 f"(config.json), nor a folder with {MODEL_FILE}"
             )
     if path.suffix == ".safetensors":
-        state, metadata = read_safetensors(path)
+        try:
+            state, metadata = read_safetensors(path)
+        except Exception as err:  # safetensors' own error types
+            raise ValueError(f"cannot read {path} as safetensors ({err})") from None
         return state, {}, metadata, str(path)
-    state, args = unwrap_checkpoint(read_pth(path))
-    return state, args, None, str(path)
+    obj = read_pth(path)
+    try:
+        state, args = unwrap_checkpoint(obj)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    config = embedded_config(obj)
+    return state, args, {CONFIG_KEY: json.dumps(config)} if config else None, str(path)
+
+
+def read_checkpoint(src) -> tuple[dict, dict, str]:
+    """Any accepted source -> (state dict in our keys, model config, name for messages).
+
+    The config is the one saved with the weights when there is one (ours, Hugging Face's
+    config.json), else inferred from the weights and the run's args (official .pth).
+    """
+    state, args, metadata, name = _read_source(src)
+    metadata = metadata or {}
+    if "hf_config" in metadata:
+        return interop.hf_to_ours(state), interop.ours_config_from_hf(metadata["hf_config"]), name
+    state = interop.to_ours(state, name)
+    if CONFIG_KEY in metadata:
+        return state, json.loads(metadata[CONFIG_KEY]), name
+    try:
+        return state, infer_config(state, args), name
+    except KeyError as err:  # a layout we know with a tensor missing
+        raise ValueError(f"{name} is not a complete ViT checkpoint: no {err}") from None
 
 
 def load_model(src, **overrides) -> torch.nn.Module:
@@ -248,26 +311,12 @@ def load_model(src, **overrides) -> torch.nn.Module:
 
     `src` may be: a run directory of ours (its newest checkpoint), our safetensors file,
     an official `.pth` (full pretraining -> MaskedAutoencoder; encoder-only or fine-tuned
-    -> VisionTransformer), a Hugging Face ViTMAE folder or safetensors file, or a state
-    dict. `overrides` are constructor kwargs; `img_size` may differ from the checkpoint's
-    (position tables are resampled in 2-D).
+    -> VisionTransformer), a Hugging Face ViTMAE folder or safetensors file, timm ViT
+    weights, an mmpretrain / mmsegmentation MAE checkpoint, or a state dict. `overrides`
+    are constructor kwargs; `img_size` may differ from the checkpoint's (position tables
+    are resampled in 2-D).
     """
-    state, args, metadata, name = _read_source(src)
-    metadata = metadata or {}
-    if "hf_config" in metadata:
-        state = interop.hf_to_ours(state)
-        config = interop.ours_config_from_hf(metadata["hf_config"])
-    else:
-        layout = interop.detect_layout(state)
-        if layout == "hf":
-            state = interop.hf_to_ours(state)
-        elif layout != "mae":
-            raise ValueError(
-                f"{name}: unknown checkpoint layout (known: our safetensors, official MAE .pth, "
-                f"Hugging Face ViTMAE); first keys: {list(state)[:5]}"
-            )
-        config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else infer_config(state, args)
-
+    state, config, name = read_checkpoint(src)
     target_img = overrides.pop("img_size", None)
     config.update(overrides)
     if "decoder_embed.weight" in state:
@@ -285,3 +334,149 @@ def load_model(src, **overrides) -> torch.nn.Module:
 def constructor_kwargs(cls, config: dict) -> dict:
     """The entries of `config` that `cls` takes."""
     return {k: v for k, v in config.items() if k in inspect.signature(cls).parameters}
+
+
+# ---------------------------------------------------------------- exporting to other layouts
+
+EXPORT_LAYOUTS = ("mae", "official", "hf", "timm", "mmpretrain")
+PTH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+
+
+@dataclass
+class ExportReport:
+    """What `export_model` wrote and what the target layout could not hold."""
+
+    layout: str
+    files: list[Path] = field(default_factory=list)
+    written: int = 0  # tensors written
+    dropped: list[str] = field(default_factory=list)  # our tensor names not written
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"wrote {self.written} tensors ({self.layout} layout): " + ", ".join(map(str, self.files))]
+        if self.dropped:
+            decoder = [k for k in self.dropped if k.startswith(interop.DECODER_PREFIXES)]
+            others = [k for k in self.dropped if k not in decoder]
+            parts = ([f"the decoder ({len(decoder)} tensors: mask_token, decoder_*)"] if decoder else []) + others
+            lines.append("dropped: " + ", ".join(parts))
+        else:
+            lines.append("dropped: nothing")
+        return "\n".join(lines + self.notes)
+
+
+def export_model(model: torch.nn.Module, dst, layout: str, encoder_only: bool = False) -> ExportReport:
+    """Write `model` in another ecosystem's layout; the report says what was dropped.
+
+    layout: "mae" (our safetensors + config), "official" (the official MAE .pth:
+    {"model": ..., "args": ...}), "hf" (a Hugging Face folder: config.json +
+    model.safetensors), "timm" (timm ViT keys, encoder only), "mmpretrain" (mmpretrain /
+    mmsegmentation keys in {"state_dict": ...}). encoder_only drops the decoder. Files
+    other than Hugging Face's also carry our config, so they load back losslessly.
+    """
+    if layout not in EXPORT_LAYOUTS:
+        raise ValueError(f"unknown target layout {layout!r}; choose from {', '.join(EXPORT_LAYOUTS)}")
+    kind, config = model_kind_and_config(model)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    report = ExportReport(layout)
+    if kind == "mae" and (encoder_only or layout == "timm"):
+        state, report.dropped = interop.split_decoder(state)
+        kind, config = "vit", constructor_kwargs(VisionTransformer, config)
+        if layout == "timm":
+            report.notes.append("timm's ViT has no MAE decoder: encoder only")
+    dst = Path(dst)
+    writer = {"mae": _export_ours, "official": _export_official, "hf": _export_hf,
+              "timm": _export_timm, "mmpretrain": _export_mm}[layout]
+    writer(state, kind, config, dst, report)
+    return report
+
+
+def _pth_target(dst: Path, layout: str) -> Path:
+    if dst.is_dir() or dst.suffix not in PTH_SUFFIXES:
+        raise ValueError(f"the {layout} layout is a PyTorch file: DST must end with one of "
+                         f"{', '.join(PTH_SUFFIXES)}, got {dst}")
+    return dst
+
+
+def _save_pth(obj: dict, path: Path, report: ExportReport, tensors: int) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    report.files.append(path)
+    report.written = tensors
+
+
+def _export_ours(state, kind, config, dst: Path, report: ExportReport) -> None:
+    if dst.suffix not in ("", ".safetensors"):
+        raise ValueError(f"our layout is a .safetensors file (or a folder for {MODEL_FILE}), got {dst}")
+    path = dst if dst.suffix == ".safetensors" else dst / MODEL_FILE
+    write_safetensors(state, path, kind, config)
+    report.files.append(path)
+    report.written = len(state)
+
+
+def _zoo_name(config: dict) -> str | None:
+    for name, known in CONFIGS.items():
+        if all(config.get(k) == v for k, v in known.items() if k in config):
+            return name
+    return None
+
+
+def _export_official(state, kind, config, dst: Path, report: ExportReport) -> None:
+    """{"model": weights, "args": what the official scripts record}, plus our config."""
+    height, width = config["img_size"]
+    args = {"input_size": height} if height == width else {}
+    name = _zoo_name(config)
+    if kind == "mae":
+        args["norm_pix_loss"] = bool(config.get("norm_pix_loss", False))
+        if name:
+            args["model"] = name
+    else:
+        args.update(global_pool=config.get("global_pool") == "avg", nb_classes=config.get("num_classes", 0))
+        if name:
+            args["model"] = name.removeprefix("mae_")  # models_vit names: vit_base_patch16
+    # args is a plain dict (not argparse.Namespace) so that weights_only loaders accept it
+    obj = {"model": state, "args": args, CONFIG_KEY: json.dumps(config)}
+    _save_pth(obj, _pth_target(dst, "official"), report, len(state))
+
+
+def _export_timm(state, kind, config, dst: Path, report: ExportReport) -> None:
+    """Our encoder keys are timm's: a plain state dict (safetensors or .pth)."""
+    if dst.suffix == ".safetensors":
+        write_safetensors(state, dst, kind, config, {"format": "pt"})
+        report.files.append(dst)
+        report.written = len(state)
+        return
+    obj = {"state_dict": state, CONFIG_KEY: json.dumps(config)}  # timm reads "state_dict"
+    _save_pth(obj, _pth_target(dst, "timm"), report, len(state))
+
+
+def _export_mm(state, kind, config, dst: Path, report: ExportReport) -> None:
+    mm = interop.ours_to_mm(state)
+    obj = {"state_dict": mm, CONFIG_KEY: json.dumps(config)}  # mmengine reads "state_dict"
+    _save_pth(obj, _pth_target(dst, "mmpretrain"), report, len(mm))
+    report.notes.append("mmpretrain: encoder under backbone.*" + (", decoder under neck.*" if kind == "mae" else ""))
+
+
+def _export_hf(state, kind, config, dst: Path, report: ExportReport) -> None:
+    """A folder ViTMAEForPreTraining (or, without decoder, ViTMAEModel).from_pretrained loads."""
+    if dst.suffix or dst.is_file():
+        raise ValueError(f"the hf layout is a folder (config.json + model.safetensors); got {dst}")
+    height, width = config["img_size"]
+    if height != width:
+        raise ValueError(f"Hugging Face's ViTMAE builds square models only; this one is {height}x{width}")
+    if config.get("global_pool") == "avg":
+        raise ValueError(
+            "Hugging Face's ViTMAE has no global-pool norm (fc_norm) and this model has no final "
+            "norm; convert a global-pool classifier to official, timm or mmpretrain instead"
+        )
+    head = [k for k in state if k.startswith("head.")]
+    if head:
+        state = {k: v for k, v in state.items() if k not in head}
+        report.dropped += head
+        report.notes.append("Hugging Face's ViTMAE has no classification head: head dropped")
+    hf = interop.ours_to_hf(state)
+    if kind != "mae":  # ViTMAEModel: no `vit.` prefix
+        hf = {k.removeprefix("vit."): v for k, v in hf.items()}
+    hf_config = interop.hf_config_from_ours(config)
+    write_safetensors(hf, dst / "model.safetensors", kind, config, {"format": "pt"})
+    atomic_write(dst / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf_config, indent=2) + "\n"))
+    report.files += [dst / "config.json", dst / "model.safetensors"]
+    report.written = len(hf)

@@ -1,0 +1,40 @@
+"""`mae visualize --checkpoint CKPT IMAGE ...`: a PNG grid of MAE reconstructions.
+
+One row per image: original / masked / reconstruction / reconstruction with the visible
+patches pasted back, at the model's input size (each image resized to cover it, aspect
+ratio kept, then centre-cropped). Each image's mask is drawn from (seed, image index).
+"""
+
+import argparse
+
+from ..viz import visualize
+from .convert import model_overrides
+
+HELP = "reconstruct images with an MAE checkpoint and save them as a PNG grid"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run directory or file of ours, an official full pretraining .pth, "
+                        "or a Hugging Face ViTMAE folder (the decoder is needed)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
+    parser.add_argument("--mask-ratio", type=float, default=0.75, help="fraction of patches removed")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the masks (per image: seed, index)")
+    parser.add_argument("--out", default="reconstructions.png", help="PNG file to write")
+    parser.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether the model predicts per-patch normalised pixels (default: as "
+                        "the checkpoint says; official weights without args say no)")
+    parser.add_argument("--num-heads", type=int, default=None,
+                        help="encoder heads, for official weights of a non-standard size")
+    parser.add_argument("--decoder-num-heads", type=int, default=None, help="decoder heads, likewise")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.out.lower().endswith(".png"):
+        raise ValueError(f"--out must be a .png file, got {args.out}")
+    rec = visualize(args.checkpoint, args.images, mask_ratio=args.mask_ratio, seed=args.seed,
+                    out=args.out, **model_overrides(args))
+    note = " (norm-pix predictions mapped back with each patch's own mean and std)" if rec.norm_pix else ""
+    print(f"wrote {args.out}: {len(rec.original)} images, mask ratio {args.mask_ratio}, "
+          f"loss {rec.loss:.4f}{note}")
+    return 0
