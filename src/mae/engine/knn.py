@@ -119,3 +119,31 @@ def knn_evaluate(
     return knn_accuracy(
         train_features, train_labels, val_features, val_labels, k, temperature, num_classes
     )
+
+
+def knn_monitor(
+    model: torch.nn.Module,
+    train_batches: Iterable,
+    val_batches: Iterable,
+    normalize=None,
+    k: int = 20,
+    temperature: float = 0.07,
+    pool: str = "cls",
+    num_classes: int | None = None,
+) -> dict[str, float]:
+    """k-NN accuracy from inside a training loop, as {"knn_top1", "knn_top5"} for metrics.jsonl.
+
+    The batches are (images, labels) as a loader gives them (uint8 for `mae.data` loaders);
+    `normalize` (e.g. `mae.data.Normalize`, on the model's device) runs on each image batch
+    first. The model's mode is restored afterwards.
+    """
+    device = next(model.parameters()).device
+
+    def prepared(batches):
+        for images, labels in batches:
+            images = images.to(device, non_blocking=True)
+            yield (normalize(images) if normalize is not None else images), labels
+
+    result = knn_evaluate(model, prepared(train_batches), prepared(val_batches), k, temperature, pool,
+                          num_classes, device)
+    return {"knn_top1": result["top1"], "knn_top5": result["top5"]}

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from ..masking import random_masking
+from ..masking import mask_plan, removed_mask
 from .pos_embed import resample_pos_embed, sincos_2d
 from .vit import Block, LayerNorm, VisionTransformer, init_linear_and_norm, to_2tuple
 
@@ -105,8 +106,17 @@ class MaskedAutoencoder(VisionTransformer):
 
     # ----------------------------------------------------------------------------------
     def forward_encoder(self, imgs, mask_ratio: float, noise=None):
-        x, cls = self.embed(imgs)  # [N, L, D], [N, 1, D]
-        x, mask, ids_restore = random_masking(x, mask_ratio, noise)  # [N, K, D]
+        grid = self.patch_embed.grid_for(imgs)
+        pos = self.pos_embed_for(grid)  # [1, 1 + L, D]
+        n, length = imgs.shape[0], grid[0] * grid[1]
+        # choose the kept patches first and embed only those: the embedding is a linear map
+        # per patch, so this equals embedding all and gathering, at (1 - mask_ratio) the cost
+        ids_keep, ids_restore = mask_plan(n, length, mask_ratio, noise, imgs.device)  # [N, K], [N, L]
+        pixels = self.patch_embed.pixels(imgs)  # [N, L, C*p*p]
+        pixels = torch.gather(pixels, 1, ids_keep.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))
+        x = self.patch_embed.embed_pixels(pixels) + pos[0, 1:][ids_keep]  # [N, K, D]
+        mask = removed_mask(ids_restore, ids_keep.shape[1], torch.promote_types(x.dtype, torch.float32))
+        cls = (self.cls_token + pos[:, :1]).expand(n, -1, -1)  # [N, 1, D]
         x = torch.cat([cls, x], dim=1)  # [N, 1 + K, D]
         for block in self.blocks:
             x = block(x)
@@ -140,7 +150,8 @@ class MaskedAutoencoder(VisionTransformer):
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1.0e-6) ** 0.5
-        loss = (pred.to(target.dtype) - target) ** 2
+        # mse_loss: one fused pass (and one back) instead of a subtraction and a square
+        loss = F.mse_loss(pred.to(target.dtype), target, reduction="none")
         loss = loss.mean(dim=-1)  # [N, L], mean loss per patch
         # clamp keeps mask_ratio=0 finite (no removed patch: loss 0) without a host sync
         return (loss * mask).sum() / mask.sum().clamp_min(1)

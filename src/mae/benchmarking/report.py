@@ -1,0 +1,76 @@
+"""Where a benchmark ran, and its results as JSON and as a Markdown table."""
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from ..weights import atomic_write
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str) -> dict:
+    """The machine, as far as it shapes the numbers (load: other work on the same cores)."""
+    info = dict(
+        cpu=cpu_name(), cpu_cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+        python=platform.python_version(), torch=torch.__version__, platform=platform.platform(),
+    )
+    if hasattr(os, "getloadavg"):
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if torch.device(device).type == "cuda":
+        index = torch.device(device).index or 0
+        info["gpu"] = torch.cuda.get_device_name(index)
+        info["cuda"] = torch.version.cuda
+    if "transformers" in sys.modules:
+        info["transformers"] = sys.modules["transformers"].__version__
+    return info
+
+
+def _mib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:,.0f}"
+
+
+def markdown_table(run: dict) -> str:
+    """One row per variant; `x ours` is its step time over the reference's, paired per round."""
+    s = run["settings"]
+    title = (f"{run.get('model', '')} {s['img_size']}px, batch {s['batch']}, mask {s['mask_ratio']}, "
+             f"{s['precision']}{', compiled' if s['compile'] else ''}, {s['device']}; "
+             f"matmul peak {run['matmul_flops_per_s'] / 1e12:.2f} TFLOP/s ({run['matmul_dtype']})")
+    lines = [
+        f"**{title.strip()}**", "",
+        f"| variant | step ms | images/s | GFLOP/img | TFLOP/s | MFU | saved act. MiB | step peak MiB "
+        f"| time / {run['reference']} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in run["results"]:
+        lines.append(
+            f"| {r['variant']} | {r['step_s_median'] * 1000:,.1f} | {r['images_per_s']:,.1f} "
+            f"| {r['flops_per_image'] / 1e9:,.2f} | {r['achieved_flops_per_s'] / 1e12:.3f} "
+            f"| {100 * r['mfu']:.1f}% | {_mib(r['saved_activation_bytes'])} | {_mib(r['step_peak_bytes'])} "
+            f"| {r['time_vs_reference']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(path: str | Path, record: dict, markdown: str) -> tuple[Path, Path]:
+    """Write `record` as JSON and the Markdown next to it (same stem, .md); atomic."""
+    path = Path(path)
+    json_path = path if path.suffix == ".json" else path.with_suffix(".json")
+    md_path = json_path.with_suffix(".md")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=1) + "\n"
+    atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(md_path, lambda tmp: Path(tmp).write_text(markdown))
+    return json_path, md_path

@@ -1,0 +1,155 @@
+"""Run training steps of several models side by side and report throughput, FLOPs, MFU.
+
+Steps alternate between the models within one process (round r runs every model once,
+the order rotated by r), so that a busy machine slows all of them alike; each model's
+time relative to the reference is the median over rounds of the per-round ratio.
+"""
+
+import math
+import statistics
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from ..masking import check_mask_ratio
+from ..models.vit import to_2tuple
+from .measure import (
+    StepTimer,
+    matmul_flops_per_s,
+    saved_activation_bytes,
+    step_peak_bytes,
+    synchronize,
+    training_flops_per_image,
+)
+from .step import PRECISIONS, TrainStep, shared_optimizer
+
+
+@dataclass
+class BenchSettings:
+    img_size: int = 224
+    batch: int = 32
+    mask_ratio: float = 0.75
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast, float32 master weights)
+    compile: bool = False
+    device: str = "cpu"
+    steps: int = 10  # timed rounds
+    warmup: int = 2  # untimed rounds first (compilation happens here)
+    seed: int = 0
+
+    def check(self) -> None:
+        """Refuse bad settings with a clear message before anything is built."""
+        if self.batch < 1:
+            raise ValueError(f"--batch must be >= 1, got {self.batch}")
+        if self.img_size < 1:
+            raise ValueError(f"--img-size must be >= 1, got {self.img_size}")
+        if self.steps < 1 or self.warmup < 0:
+            raise ValueError(f"--steps must be >= 1 and --warmup >= 0, got {self.steps}, {self.warmup}")
+        if self.compile and self.warmup < 1:
+            raise ValueError("--compile needs --warmup >= 1, or compilation would be timed")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_mask_ratio(self.mask_ratio)
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(f"--device {self.device!r} is not a device name (cpu, cuda, cuda:1)") from err
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {self.device}: this torch build sees no CUDA device")
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"--device {self.device}: only cpu and cuda are supported")
+
+
+def step_noise(seed: int, step: int, batch: int, length: int) -> torch.Tensor:
+    """The masking noise of one step: a function of (seed, step) only."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.rand(batch, length, generator=gen)
+
+
+def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], reference: str = "ours") -> dict:
+    """Time `variants` (name -> model(imgs, mask_ratio, noise).loss) side by side."""
+    settings.check()
+    if reference not in variants:
+        raise ValueError(f"reference variant {reference!r} is not among {sorted(variants)}")
+    device = torch.device(settings.device)
+    img_size = to_2tuple(settings.img_size)
+    geometries = {_geometry(model) for model in variants.values()}
+    if len(geometries) != 1 or next(iter(geometries))[0] != img_size:
+        raise ValueError(f"the variants must all be built for {img_size} images; got {geometries}")
+    _, patch_size, in_chans = geometries.pop()
+    num_patches = math.prod(side // patch_size for side in img_size)
+
+    flops = {name: training_flops_per_image(model, img_size, in_chans, settings.mask_ratio)
+             for name, model in variants.items()}
+    for model in variants.values():
+        model.to(device).train()
+    optimizer = shared_optimizer(list(variants.values()))
+    steps = {name: TrainStep(model, optimizer, device, settings.precision, settings.compile)
+             for name, model in variants.items()}
+
+    gen = torch.Generator().manual_seed(settings.seed)
+    imgs = torch.randn(settings.batch, in_chans, *img_size, generator=gen).to(device)
+    rounds = settings.warmup + settings.steps
+    noise = [step_noise(settings.seed, r, settings.batch, num_patches).to(device) for r in range(rounds)]
+
+    activations = {
+        name: saved_activation_bytes(step.model, lambda s=step: s.loss(imgs, noise[0], settings.mask_ratio, eager=True))
+        for name, step in steps.items()
+    }
+    losses = {}
+    for r in range(settings.warmup):
+        for name, step in steps.items():
+            losses[name] = step(imgs, noise[r], settings.mask_ratio)
+    peaks = {name: step_peak_bytes(device, lambda s=step: s(imgs, noise[0], settings.mask_ratio))
+             for name, step in steps.items()}
+
+    synchronize(device)
+    names = list(steps)
+    timers = {name: StepTimer(device) for name in names}
+    for r in range(settings.steps):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            with timers[name].region():
+                losses[name] = steps[name](imgs, noise[settings.warmup + r], settings.mask_ratio)
+    times = {name: timer.seconds() for name, timer in timers.items()}  # synchronises once
+
+    dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
+    peak_rate = matmul_flops_per_s(device, dtype)
+    results = []
+    for name in names:
+        median = statistics.median(times[name])
+        images_per_s = settings.batch / median
+        achieved = flops[name] * images_per_s
+        results.append(dict(
+            variant=name,
+            step_s_median=median,
+            step_s=times[name],
+            images_per_s=images_per_s,
+            flops_per_image=flops[name],
+            achieved_flops_per_s=achieved,
+            mfu=achieved / peak_rate,
+            saved_activation_bytes=activations[name],
+            step_peak_bytes=peaks[name],
+            state_bytes=_state_bytes(steps[name].model),
+            time_vs_reference=statistics.median(t / ref for t, ref in zip(times[name], times[reference])),
+            loss_finite=bool(torch.isfinite(losses[name]).item()),
+        ))
+    return dict(settings=asdict(settings), reference=reference,
+                matmul_flops_per_s=peak_rate, matmul_dtype=str(dtype).replace("torch.", ""),
+                results=results)
+
+
+def _geometry(model: nn.Module) -> tuple[tuple[int, int], int, int]:
+    """(image size, patch size, channels) of ours or of the Hugging Face twin."""
+    if hasattr(model, "patch_embed"):
+        embed = model.patch_embed
+        return embed.img_size, embed.patch_size, embed.in_chans
+    config = model.hf.config
+    return to_2tuple(config.image_size), config.patch_size, config.num_channels
+
+
+def _state_bytes(model: nn.Module) -> int:
+    """Weights plus AdamW's two float32 moments for the trainable ones."""
+    params = list(model.parameters())
+    weights = sum(p.numel() * p.element_size() for p in params)
+    return weights + sum(2 * 4 * p.numel() for p in params if p.requires_grad)

@@ -1,0 +1,94 @@
+"""`mae eval`: top-1 / top-5 accuracy of a classifier on a labelled image folder.
+
+    mae eval --checkpoint runs/ft --data ~/imagenet/val
+    mae eval --checkpoint mae_finetuned_vit_base.pth --data ~/imagenet-r \\
+        --class-map imagenet_r_classes.txt          # 200 classes scored against 1000 outputs
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ..data import SYNTHETIC, ImageFolder, Normalize, SyntheticShapes, default_mean_std
+from ..data.class_subsets import check_same_classes, class_subset, read_class_mapping
+from ..engine import distributed
+from ..engine.config import add_config_arguments, config_from_args
+from ..engine.downstream import BEST_DIR, SYNTHETIC_VAL_SEED, eval_loader, evaluate_classifier
+from ..engine.downstream_config import EvalConfig
+from ..engine.files import write_text_atomic
+from ..engine.precision import resolve_precision
+from ..models.classifier import build_classifier
+from ..weights import MODEL_FILE
+
+HELP = "evaluate a classifier (top-1 / top-5) on a labelled image folder, or a class subset of it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("\n", 2)[2]
+    add_config_arguments(parser, EvalConfig)
+
+
+def classifier_file(checkpoint: str) -> str:
+    """A fine-tune / linprobe run directory -> its best model; anything else as given."""
+    best = Path(checkpoint) / "checkpoints" / BEST_DIR / MODEL_FILE
+    return str(best) if best.is_file() else checkpoint
+
+
+def evaluation_data(config: EvalConfig, img_size: int):
+    if config.data in (None, SYNTHETIC):
+        return SyntheticShapes(config.synthetic_val_size, 2 * img_size, SYNTHETIC_VAL_SEED)
+    source = ImageFolder(config.data)
+    if not source.classes:
+        raise ValueError(f"--data {config.data} has no class subfolders (labels come from them)")
+    return source
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(EvalConfig, args)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = distributed.resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    path = classifier_file(config.checkpoint)
+    model, _ = build_classifier(path, num_classes=None, global_pool=None, drop_path_rate=0.0,
+                                img_size=config.img_size)
+    num_outputs = model.num_classes
+    img_size = model.config["img_size"][0]
+    data = evaluation_data(config, img_size)
+
+    # every check before any compute
+    head_classes = ImageFolder(config.train_classes).classes if config.train_classes else None
+    subset = None
+    if config.class_map:
+        mapping = read_class_mapping(config.class_map, num_outputs, head_classes)
+        unknown = sorted(set(mapping) - set(data.classes))
+        if unknown:
+            raise ValueError(
+                f"--class-map {config.class_map} names {len(unknown)} class(es) that are not class "
+                f"folders of --data {config.data or SYNTHETIC}: {', '.join(unknown[:10])}"
+            )
+        subset = class_subset(mapping, data.classes, f"--class-map {config.class_map}")
+    else:
+        if head_classes is not None:
+            check_same_classes(head_classes, data.classes, f"training data ({config.train_classes})",
+                               f"evaluated data ({config.data})")
+        if len(data.classes) != num_outputs:
+            raise ValueError(
+                f"{path} has a head with {num_outputs} outputs but --data {config.data} has "
+                f"{len(data.classes)} classes; to score a subset of the head's classes, give --class-map"
+            )
+
+    env = distributed.DistEnv(device=device)
+    loader = eval_loader(data, img_size, model.config["in_chans"], config.batch_size, config.num_workers, env)
+    normalize = Normalize(*default_mean_std(model.config["in_chans"])).to(device)
+    metrics = evaluate_classifier(model.to(device), loader, normalize, device, precision, subset)
+    scored = f"{len(data.classes)} of {num_outputs} classes" if subset else f"{num_outputs} classes"
+    print(f"{path} on {data!r} ({scored}): top-1 {metrics['top1']:.2f}%, top-5 {metrics['top5']:.2f}%, "
+          f"loss {metrics['loss']:.4f}, {metrics['count']} images")
+    if config.output:
+        result = dict(metrics, checkpoint=path, data=config.data or SYNTHETIC, class_map=config.class_map)
+        write_text_atomic(config.output, json.dumps(result, indent=2) + "\n")
+    return 0

@@ -1,0 +1,112 @@
+"""From a `--data` value to batches: choosing the source, checking it, the keyed dataset, the loader."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .folder import ImageFolder
+from .images import DECODE_ERRORS, DataWarning
+from .shards import TarShards
+from .source import ImageSource
+from .synthetic import SyntheticShapes
+
+SYNTHETIC = "synthetic"
+_STREAM = 0xA06  # keeps the augmentation draws apart from the other streams seeded from `seed`
+
+
+def build_source(
+    data: str | None,
+    strict: bool = False,
+    synthetic_size: int = 4096,
+    synthetic_resolution: int = 64,
+    seed: int = 0,
+) -> ImageSource:
+    """None or "synthetic": the built-in dataset. A .tar, a brace pattern or a folder of
+    .tar files: tar shards. Any other folder: an image folder."""
+    if data is None or data == SYNTHETIC:
+        return SyntheticShapes(synthetic_size, synthetic_resolution, seed)
+    path = Path(data).expanduser()  # "~" also works from YAML, where no shell expands it
+    if data.endswith(".tar") or "{" in data:
+        return TarShards(path)
+    if path.is_dir() and any(path.glob("*.tar")):
+        return TarShards(path)
+    return ImageFolder(path, strict=strict)
+
+
+def check_image_sizes(source: ImageSource, min_side: int, strict: bool = False) -> int:
+    """Report images whose shorter side is below the training crop (they get upscaled).
+
+    Returns how many there are; raises under `strict`. Sources that do not know their
+    sizes without decoding (tar shards) are not checked.
+    """
+    small = []
+    for i in range(len(source)):
+        size = source.size_of(i)
+        if size is not None and min(size) < min_side:
+            small.append(f"{source.name(i)} ({size[0]}x{size[1]})")
+    if small:
+        message = (
+            f"{len(small)} of {len(source)} images are smaller than the {min_side}-pixel crop "
+            f"and will be upscaled: {', '.join(small[:5])}" + (" ..." if len(small) > 5 else "")
+        )
+        if strict:
+            raise ValueError(message + " (--strict-data)")
+        warnings.warn(message, DataWarning, stacklevel=2)
+    return len(small)
+
+
+class KeyedImages(Dataset):
+    """An ImageSource through a transform, indexed by (epoch, index) keys from a sampler.
+
+    Sample `index` of epoch `epoch` is augmented with a generator seeded from
+    (seed, epoch, index). An image that fails to decode (say, truncated) is reported and
+    replaced by the next one, or is an error when `strict`.
+    Returns (uint8 image [C, H, W], label).
+    """
+
+    def __init__(self, source: ImageSource, transform, seed: int = 0, strict: bool = False):
+        self.source, self.transform, self.seed, self.strict = source, transform, seed, strict
+        self.failed: set[int] = set()  # per process (each loader worker keeps its own)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key) -> tuple[torch.Tensor, int]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, _STREAM, epoch, index])
+        for attempt in range(min(len(self.source), 16)):
+            i = (index + attempt) % len(self.source)
+            try:
+                with self.source.open(i) as img:
+                    return self.transform(img, rng), self.source.label(i)
+            except DECODE_ERRORS as err:
+                if self.strict:
+                    raise ValueError(f"cannot decode {self.source.name(i)}: {err} (--strict-data)") from None
+                if i not in self.failed:
+                    self.failed.add(i)
+                    warnings.warn(
+                        f"cannot decode {self.source.name(i)} ({err}); using the next image instead "
+                        f"({len(self.failed)} such file(s) so far in this process)",
+                        DataWarning,
+                        stacklevel=2,
+                    )
+        raise ValueError(f"16 images in a row from {self.source.name(index)} on failed to decode")
+
+
+def _single_threaded_worker(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # workers decode with Pillow; torch threads would only compete
+
+
+def make_loader(dataset: Dataset, batches, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over a batch sampler (TrainBatches / EvalBatches): (images, labels)."""
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_single_threaded_worker if num_workers else None,
+        prefetch_factor=4 if num_workers else None,
+    )

@@ -1,0 +1,147 @@
+"""Tar shards in the webdataset layout, read by random access.
+
+A shard is a plain (uncompressed) tar; a sample is the group of members that share a key,
+the member path up to the first dot of its file name:
+
+    train-000000.tar:  n01440764_10026.jpg  n01440764_10026.cls   (.cls: the label as text)
+                       n01440764_10029.png  n01440764_10029.json  (.json: {"label": 3, ...})
+
+`spec` is one .tar file, a folder of .tar files, or a brace pattern such as
+"data/train-{000000..000146}.tar". The shards are indexed once (member offsets), then
+each image is read with one positioned read, so any sampler order works and the
+randomness stays a function of the sample index, exactly as for an image folder.
+"""
+
+import json
+import os
+import re
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+from .images import image_extensions, open_image
+from .source import ImageSource
+
+_BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """'a-{00..02}.tar' -> ['a-00.tar', 'a-01.tar', 'a-02.tar'] (zero padding kept)."""
+    match = _BRACE.search(pattern)
+    if match is None:
+        return [pattern]
+    first, last = match.group(1), match.group(2)
+    if int(last) < int(first):
+        raise ValueError(f"empty shard range {match.group(0)} in {pattern!r}")
+    width = len(first)
+    head, tail = pattern[: match.start()], pattern[match.end():]
+    return [
+        name
+        for i in range(int(first), int(last) + 1)
+        for name in expand_braces(f"{head}{i:0{width}d}{tail}")
+    ]
+
+
+def shard_paths(spec: str | Path) -> list[Path]:
+    spec = str(spec)
+    path = Path(spec)
+    if path.is_dir():
+        paths = sorted(path.glob("*.tar"))
+        if not paths:
+            raise ValueError(f"folder {path} holds no .tar shards")
+        return paths
+    paths = [Path(p) for p in expand_braces(spec)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"shard file(s) not found: {', '.join(missing[:5])}"
+            + (f" ... ({len(missing)} in all)" if len(missing) > 5 else "")
+        )
+    return paths
+
+
+def split_key(member_name: str) -> tuple[str, str]:
+    """'dir/n0144_1.seg.png' -> ('dir/n0144_1', 'seg.png'), as webdataset groups members."""
+    folder, _, base = member_name.rpartition("/")
+    stem, _, ext = base.partition(".")
+    return (f"{folder}/{stem}" if folder else stem), ext.lower()
+
+
+def _label_from(ext: str, payload: bytes, where: str) -> int:
+    try:
+        if ext == "cls":
+            return int(payload.decode().strip())
+        return int(json.loads(payload)["label"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{where}: cannot read a label from .{ext} ({err})") from None
+
+
+class TarShards(ImageSource):
+    def __init__(self, spec: str | Path):
+        self._pid, self._fds = None, {}
+        self.paths = shard_paths(spec)
+        extensions = {e.lstrip(".") for e in image_extensions()}
+        self.entries: list[tuple[int, int, int, str]] = []  # (shard, offset, size, key)
+        self.targets: list[int] = []
+        for shard_id, path in enumerate(self.paths):
+            try:
+                tar = tarfile.open(path, "r:")  # uncompressed only: members are read by offset
+            except tarfile.ReadError as err:
+                raise ValueError(
+                    f"shard {path} is not an uncompressed tar file ({err}); compressed shards "
+                    "cannot be read by offset, recompress as plain .tar"
+                ) from None
+            samples: dict[str, dict] = {}
+            with tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    key, ext = split_key(member.name)
+                    sample = samples.setdefault(key, {})
+                    if ext in extensions and "image" not in sample:
+                        sample["image"] = (member.offset_data, member.size)
+                    elif ext in ("cls", "json"):
+                        payload = tar.extractfile(member).read()
+                        sample["label"] = _label_from(ext, payload, f"{path}:{member.name}")
+            for key, sample in samples.items():
+                if "image" in sample:
+                    self.entries.append((shard_id, *sample["image"], key))
+                    self.targets.append(sample.get("label", -1))
+        if not self.entries:
+            raise ValueError(f"no image samples found in {len(self.paths)} shard(s) from {spec}")
+        labelled = [t for t in self.targets if t >= 0]
+        self.classes = [str(i) for i in range(max(labelled) + 1)] if labelled else []
+
+    def _read(self, index: int) -> bytes:
+        # descriptors are opened per process (forked loader workers get their own);
+        # os.pread reads at an offset without moving any shared file position
+        if self._pid != os.getpid():
+            self._pid, self._fds = os.getpid(), {}
+        shard, offset, size, _ = self.entries[index]
+        if shard not in self._fds:
+            self._fds[shard] = os.open(self.paths[shard], os.O_RDONLY)
+        return os.pread(self._fds[shard], size, offset)
+
+    def __del__(self):
+        for fd in self._fds.values():
+            os.close(fd)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def open(self, index: int) -> Image.Image:
+        return open_image(self._read(index))
+
+    def label(self, index: int) -> int:
+        return self.targets[index]
+
+    def labels(self) -> list[int]:
+        return list(self.targets)
+
+    def name(self, index: int) -> str:
+        shard, _, _, key = self.entries[index]
+        return f"{self.paths[shard]}:{key}"
+
+    def __repr__(self) -> str:
+        return f"TarShards({len(self.paths)} shard(s), {len(self)} images)"

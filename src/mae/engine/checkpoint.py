@@ -1,0 +1,174 @@
+"""Checkpoints that are complete or absent, never half-written.
+
+    OUT/checkpoints/ckpt-000001200/model.safetensors    weights + model config (mae.load_model reads it)
+                                  /state.safetensors    training-state tensors (optimizer moments, ...)
+                                  /state.json           the rest of the training state (step, epoch, ...)
+
+A checkpoint is written into a temporary directory whose name starts with "." (which no
+reader takes for a checkpoint), each file fsynced, then renamed into place in one step.
+Loading never unpickles: tensors come from safetensors, everything else from JSON.
+Nested training state (dicts with int keys, tuples, lists, tensors, numbers) round-trips
+exactly through `pack` / `unpack`.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..weights import MODEL_FILE, atomic_write, read_safetensors, save_model
+
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+
+
+# ---------------------------------------------------------------- nested state <-> JSON + tensors
+
+
+def pack(obj, tensors: dict, path: str = "state"):
+    """A JSON-able skeleton of `obj`; its tensors go into `tensors` under their path."""
+    if isinstance(obj, torch.Tensor):
+        key, n = path, 1
+        while key in tensors:  # dict keys with dots could repeat a path
+            key, n = f"{path}#{n}", n + 1
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: pack(v, tensors, f"{path}.{k}") for k, v in obj.items()}
+        return {"__items__": [[k, pack(v, tensors, f"{path}.{k}")] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [pack(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [pack(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {path} in a checkpoint (tensors and plain values only)")
+
+
+def unpack(obj, tensors: dict):
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__items__" in obj:
+            return {k: unpack(v, tensors) for k, v in obj["__items__"]}
+        if "__tuple__" in obj:
+            return tuple(unpack(v, tensors) for v in obj["__tuple__"])
+        return {k: unpack(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [unpack(v, tensors) for v in obj]
+    return obj
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_complete(path: Path) -> bool:
+    return (
+        not path.name.startswith(".")
+        and (path / MODEL_FILE).is_file()
+        and (path / STATE_JSON).is_file()
+        and (path / STATE_TENSORS).is_file()
+    )
+
+
+def load_training_state(path: str | Path) -> dict:
+    """The training state saved with a checkpoint (without the model weights)."""
+    path = Path(path)
+    skeleton = json.loads((path / STATE_JSON).read_text())
+    return unpack(skeleton, load_file(str(path / STATE_TENSORS)))
+
+
+def load_model_state(path: str | Path) -> dict:
+    """The model weights of a checkpoint, as a state dict."""
+    tensors, _ = read_safetensors(Path(path) / MODEL_FILE)
+    return tensors
+
+
+class CheckpointManager:
+    """Numbered checkpoints in one directory: save atomically, keep the last K, find the newest."""
+
+    def __init__(self, directory: str | Path, keep_last: int = 3, prefix: str = "ckpt"):
+        if keep_last < 1:
+            raise ValueError(f"keep_last must be at least 1, got {keep_last}")
+        self.directory, self.keep_last, self.prefix = Path(directory), keep_last, prefix
+
+    def name_for(self, step: int) -> str:
+        return f"{self.prefix}-{step:09d}"  # zero-padded: name order is step order
+
+    def complete(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            p for p in self.directory.iterdir() if p.name.startswith(self.prefix + "-") and is_complete(p)
+        )
+
+    def latest(self) -> Path | None:
+        found = self.complete()
+        return found[-1] if found else None
+
+    def clean_incomplete(self) -> None:
+        """Remove temporary directories left by a save that was killed."""
+        if self.directory.is_dir():
+            for p in self.directory.iterdir():
+                if p.name.startswith(".") and p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+
+    def save(self, step: int, model: torch.nn.Module, state: dict) -> Path:
+        """Write weights + training state as checkpoint `step`, then drop the oldest beyond K."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self.directory / self.name_for(step)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.directory))
+        try:
+            save_model(model, tmp / MODEL_FILE)
+            tensors = {}
+            skeleton = pack(state, tensors)
+            atomic_write(tmp / STATE_TENSORS, lambda p: save_file(tensors, p))
+            atomic_write(tmp / STATE_JSON, lambda p: Path(p).write_text(json.dumps(skeleton)))
+            os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
+            if final.exists():  # the same step saved again: move the old one aside first
+                os.replace(final, tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=self.directory))
+            os.replace(tmp, final)
+            _fsync_dir(self.directory)
+        finally:
+            self.clean_incomplete()
+        self.prune()
+        return final
+
+    def prune(self) -> None:
+        for old in self.complete()[: -self.keep_last]:
+            # hide it first, so an interrupted delete never leaves a partial "complete" one
+            hidden = self.directory / f".deleting-{old.name}"
+            os.replace(old, hidden)
+            shutil.rmtree(hidden, ignore_errors=True)
+
+    def resolve(self, resume: str | None) -> Path | None:
+        """`--resume` -> a checkpoint directory: None, "auto" (newest here, if any), or a path
+        to a checkpoint or to a run directory (its newest)."""
+        if resume is None:
+            return None
+        if resume == "auto":
+            return self.latest()
+        path = Path(resume)
+        if is_complete(path):
+            return path
+        if (path / "checkpoints").is_dir():
+            found = CheckpointManager(path / "checkpoints", prefix=self.prefix).latest()
+            if found is None:
+                raise ValueError(f"--resume {resume}: the run directory has no complete checkpoint")
+            return found
+        if not path.exists():
+            raise FileNotFoundError(f"--resume {resume}: no such checkpoint or run directory")
+        raise ValueError(
+            f"--resume {resume}: not a checkpoint (expected {MODEL_FILE}, {STATE_JSON} and "
+            f"{STATE_TENSORS}) nor a run directory with checkpoints/"
+        )

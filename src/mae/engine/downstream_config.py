@@ -1,0 +1,181 @@
+"""Every setting of `mae finetune`, `mae linprobe` and `mae eval`, with the official recipes' defaults.
+
+FinetuneConfig: ViT-B end-to-end fine-tuning (facebookresearch/mae FINETUNE.md).
+LinprobeConfig: ViT-B linear probing (the paper's appendix A.2).
+Both share the data, schedule and run settings of `DownstreamConfig`.
+"""
+
+from dataclasses import dataclass, field
+
+from .config import flag
+from .pretrain_config import PRECISIONS
+
+POOLS = ("avg", "token")
+
+
+def _opt(help_text: str, **extra):
+    return field(default=None, metadata=dict(help=help_text, **extra))
+
+
+def _set(default, help_text: str, **extra):
+    return field(default=default, metadata=dict(help=help_text, **extra))
+
+
+def _need(config, ok: bool, name: str, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{flag(name)} {what}, got {getattr(config, name)!r}")
+
+
+@dataclass
+class DownstreamConfig:
+    # what to start from
+    checkpoint: str | None = _opt(
+        "pretrained encoder: a run directory of ours, our .safetensors, an official .pth "
+        "(pretrain / encoder-only / fine-tuned), a Hugging Face ViTMAE folder", metavar="PATH")
+    random_init: bool = _set(False, "take only the architecture from --checkpoint and start from "
+                             "random weights (the from-scratch baseline)")
+    drop_head: bool = _set(False, "when the checkpoint has a head for another number of classes, "
+                           "train a fresh one instead of stopping")
+    # data
+    data: str | None = _opt(
+        "labelled images: a folder with train/ and val/ (one subfolder per class in each), or "
+        "'synthetic' (default): the built-in dataset", metavar="PATH")
+    synthetic_size: int = _set(4096, "training images of the built-in dataset")
+    synthetic_val_size: int = _set(1024, "validation images of the built-in dataset (other images "
+                                   "than the training ones)")
+    num_classes: int | None = _opt("outputs of the head (default: the training data's classes)")
+    num_workers: int = _set(8, "data loader worker processes per training process")
+    # model
+    img_size: int | None = _opt("input resolution (default: the checkpoint's); the position table "
+                                "is resampled in 2-D")
+    # optimisation
+    epochs: int = _set(100, "training epochs")
+    warmup_epochs: float = _set(5.0, "epochs of linear learning-rate warm-up (per iteration)")
+    batch_size: int = _set(32, "images per process per step (per micro-step with --accum-iter)")
+    accum_iter: int = _set(1, "gradient accumulation steps per optimizer step")
+    effective_batch: int | None = _opt(
+        "images per optimizer step over all processes; --accum-iter is derived from it")
+    blr: float = _set(5e-4, "base learning rate: lr = blr x effective batch / 256")
+    lr: float | None = _opt("absolute learning rate (overrides --blr)")
+    min_lr: float = _set(1e-6, "learning rate at the end of the cosine schedule")
+    weight_decay: float = _set(0.05, "weight decay (not on biases, norms, cls_token, pos_embed)")
+    clip_grad: float | None = _opt("clip the gradient norm to this value (default: no clipping)")
+    precision: str = _set("auto", "fp32, bf16, fp16, or auto (bf16/fp16 on a GPU, fp32 on CPU)",
+                          choices=PRECISIONS)
+    # run
+    seed: int = _set(0, "seed of every random draw (head init, data order, augmentation, mixup)")
+    device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
+    threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
+    output_dir: str = _set("runs/finetune", "run directory: config.yaml, metrics.jsonl, checkpoints/",
+                           metavar="DIR")
+    resume: str | None = _opt("'auto': continue from the newest complete checkpoint in the run "
+                              "directory if there is one; or a checkpoint / run directory",
+                              metavar="auto|PATH")
+    keep_last: int = _set(2, "epoch checkpoints to keep (the best one is kept apart)")
+    log_every: int = _set(20, "log the training loss every N optimizer steps")
+    eval_batch_size: int | None = _opt("images per process per evaluation step (default: "
+                                       "--batch-size)")
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "accum_iter", "log_every", "keep_last",
+                     "synthetic_size", "synthetic_val_size"):
+            _need(self, getattr(self, name) >= 1, name, "must be at least 1")
+        for name in ("num_classes", "img_size", "effective_batch", "threads", "eval_batch_size"):
+            _need(self, getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
+        for name in ("num_workers", "min_lr", "weight_decay"):
+            _need(self, getattr(self, name) >= 0, name, "must not be negative")
+        _need(self, self.blr > 0, "blr", "must be positive")
+        _need(self, self.lr is None or self.lr > 0, "lr", "must be positive")
+        _need(self, self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
+        _need(self, 0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
+              f"must be in [0, epochs={self.epochs}]")
+        _need(self, self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
+
+
+@dataclass
+class FinetuneConfig(DownstreamConfig):
+    global_pool: str = _set("avg", "avg: mean of the patch tokens + fc_norm (official fine-tuning); "
+                            "token: the cls token + the final norm", choices=POOLS)
+    finetune_blocks: int | None = _opt("partial fine-tuning: train only the last K blocks (+ norm "
+                                       "and head); default: every block", metavar="K")
+    layer_decay: float = _set(0.75, "layer-wise lr decay (0.65 for ViT-B, 0.75 for ViT-L/H)")
+    drop_path: float = _set(0.1, "stochastic depth rate (grows linearly over the blocks)")
+    betas: tuple[float, float] = _set((0.9, 0.999), "AdamW betas")
+    randaug_ops: int = _set(2, "RandAugment ops per image (0: off)")
+    randaug_magnitude: float = _set(9.0, "RandAugment magnitude (0-10)")
+    randaug_magnitude_std: float = _set(0.5, "RandAugment magnitude noise (std)")
+    reprob: float = _set(0.25, "random erasing probability (per-pixel noise)")
+    mixup: float = _set(0.8, "mixup alpha (0: off)")
+    cutmix: float = _set(1.0, "cutmix alpha (0: off)")
+    mixup_prob: float = _set(1.0, "probability of mixing a batch")
+    mixup_switch_prob: float = _set(0.5, "probability of cutmix rather than mixup when both are on")
+    smoothing: float = _set(0.1, "label smoothing")
+    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop")
+
+    def validate(self) -> None:
+        super().validate()
+        _need(self, 0 < self.layer_decay <= 1, "layer_decay", "must be in (0, 1]")
+        _need(self, 0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
+        _need(self, all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
+        _need(self, self.finetune_blocks is None or self.finetune_blocks >= 0, "finetune_blocks",
+              "must not be negative")
+        _need(self, self.randaug_ops >= 0, "randaug_ops", "must not be negative")
+        _need(self, 0 <= self.randaug_magnitude <= 10, "randaug_magnitude", "must be in [0, 10]")
+        _need(self, self.randaug_magnitude_std >= 0, "randaug_magnitude_std", "must not be negative")
+        for name in ("mixup", "cutmix"):
+            _need(self, getattr(self, name) >= 0, name, "must not be negative")
+        for name in ("reprob", "mixup_prob", "mixup_switch_prob", "smoothing"):
+            _need(self, 0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
+        _need(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
+              "must satisfy 0 < min <= max <= 1")
+
+
+@dataclass
+class LinprobeConfig(DownstreamConfig):
+    blr: float = _set(0.1, "base learning rate: lr = blr x effective batch / 256")
+    min_lr: float = _set(0.0, "learning rate at the end of the cosine schedule")
+    weight_decay: float = _set(0.0, "LARS weight decay (the recipe uses none)")
+    epochs: int = _set(90, "training epochs")
+    warmup_epochs: float = _set(10.0, "epochs of linear learning-rate warm-up (per iteration)")
+    batch_size: int = _set(512, "images per process per step (per micro-step with --accum-iter)")
+    momentum: float = _set(0.9, "LARS momentum")
+    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop")
+    output_dir: str = _set("runs/linprobe", "run directory: config.yaml, metrics.jsonl, checkpoints/",
+                           metavar="DIR")
+
+    def validate(self) -> None:
+        super().validate()
+        _need(self, 0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        _need(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
+              "must satisfy 0 < min <= max <= 1")
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: str | None = _opt("classifier to evaluate: a fine-tune / linprobe run directory, "
+                                  "our .safetensors, an official fine-tuned .pth", metavar="PATH")
+    data: str | None = _opt("labelled images: a folder with one subfolder per class, or "
+                            "'synthetic' (the built-in validation images)", metavar="PATH")
+    class_map: str | None = _opt("score a subset of the head's classes: a file mapping each class "
+                                 "folder to a head output ('name index' per line), or to a name "
+                                 "among --train-classes", metavar="FILE")
+    train_classes: str | None = _opt("folder whose subfolders name the head's classes in order (the "
+                                     "training set), for a --class-map with names alone", metavar="DIR")
+    synthetic_val_size: int = _set(1024, "validation images of the built-in dataset")
+    img_size: int | None = _opt("input resolution (default: the checkpoint's)")
+    batch_size: int = _set(128, "images per evaluation step")
+    num_workers: int = _set(4, "data loader worker processes")
+    precision: str = _set("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)
+    device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
+    threads: int | None = _opt("torch intra-op CPU threads (default: torch's choice)")
+    output: str | None = _opt("also write the results to this JSON file", metavar="FILE.json")
+
+    def __post_init__(self):
+        _need(self, self.checkpoint is not None, "checkpoint", "is required")
+        for name in ("batch_size", "synthetic_val_size"):
+            _need(self, getattr(self, name) >= 1, name, "must be at least 1")
+        _need(self, self.num_workers >= 0, "num_workers", "must not be negative")
+        _need(self, self.img_size is None or self.img_size >= 1, "img_size", "must be at least 1")

@@ -1,0 +1,120 @@
+"""What a run tells the user: metrics.jsonl (+ TensorBoard), a progress bar or plain log lines."""
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .files import write_text_atomic
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class MetricsLogger:
+    """One JSON object per line in OUT/metrics.jsonl; optionally the same scalars to TensorBoard.
+
+    A fresh run starts the file anew. A resumed run keeps the records up to the step it
+    resumes from and drops later ones (written after that checkpoint by the run that was
+    stopped), so the file reads as one uninterrupted run.
+    """
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = False,
+                 resume_step: int | None = None):
+        self.path = Path(run_dir) / METRICS_FILE
+        self.enabled = enabled
+        self.writer = None
+        if not enabled:
+            return
+        kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step] if resume_step is not None else []
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        write_text_atomic(self.path, text)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ValueError(
+                    "--tensorboard needs the tensorboard package: pip install 'mae[tensorboard]'"
+                ) from None
+            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            step = record.get("step", 0)
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.writer.add_scalar(key, value, step)
+
+    def records(self) -> list[dict]:
+        return read_metrics(self.path.parent)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class Progress:
+    """A tqdm bar on a terminal; plain log lines (with ETA) when output goes to a file."""
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train", stream=None):
+        self.stream = stream or sys.stderr
+        self.total, self.initial, self.enabled, self.desc = total, initial, enabled, desc
+        self.start = time.perf_counter()
+        interactive = enabled and getattr(self.stream, "isatty", lambda: False)()
+        self.bar = (
+            tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, file=self.stream)
+            if interactive else None
+        )
+        self.done = initial
+
+    def update(self, steps: int = 1) -> None:
+        self.done += steps
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def report(self, values: dict) -> None:
+        """Show the latest values: as the bar's postfix, or as one log line."""
+        if not self.enabled:
+            return
+        shown = {k: (f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in values.items()}
+        if self.bar is not None:
+            self.bar.set_postfix(shown, refresh=False)
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = (self.done - self.initial) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        fields = " | ".join(f"{k} {v}" for k, v in shown.items())
+        self.write(f"{self.desc} step {self.done}/{self.total} | {fields} | eta {format_duration(eta)}")
+
+    def write(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(message, file=self.stream)
+        else:
+            print(message, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

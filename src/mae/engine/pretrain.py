@@ -1,0 +1,260 @@
+"""MAE pretraining: from a config to a run directory, in one loop you can read top to bottom.
+
+    from mae.engine import PretrainConfig, pretrain
+    result = pretrain(PretrainConfig(model="mae_vit_tiny_patch16", img_size=32, patch_size=4,
+                                     epochs=10, warmup_epochs=1, output_dir="runs/tiny"))
+
+Each optimizer step: lr from the schedule, mask noise from (seed, step), then for each
+accumulation micro-step a forward under autocast and a backward (DDP's gradient sync
+only on the last), then clip, step, zero. Losses stay on the device; they are read (and
+checked for NaN / inf) only at log steps and before every checkpoint, so the loop never
+waits for the device otherwise, and a non-finite loss is reported with its exact step.
+"""
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import (
+    SYNTHETIC, DataWarning, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop, SyntheticShapes,
+    TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, steps_per_epoch,
+)
+from ..models import create_model
+from ..viz import reconstruct, save_curves, save_reconstruction_png
+from ..weights import load_weights
+from . import distributed
+from .checkpoint import CheckpointManager, load_model_state, load_training_state
+from .config import config_to_dict, save_config
+from .monitor import MetricsLogger, Progress, read_metrics
+from .optim import adamw, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
+from .precision import autocast, grad_scaler, resolve_precision
+from .pretrain_config import PretrainConfig
+from .seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became NaN or infinite; the run stopped."""
+
+
+@dataclass
+class PretrainResult:
+    run_dir: Path
+    step: int  # optimizer steps completed
+    loss: float | None  # mean loss of the last logged steps (None if nothing ran)
+    checkpoint: Path | None  # the newest checkpoint
+
+
+def pretrain(config: PretrainConfig) -> PretrainResult:
+    """Run (or resume) pretraining as `config` says; under torchrun, as one of the processes."""
+    config.validate()
+    env = distributed.setup(config.device)
+    try:
+        return _pretrain(config, env)
+    finally:
+        distributed.teardown(env)
+
+
+def _preview_batch(config: PretrainConfig, source, normalize: Normalize, device) -> torch.Tensor:
+    """Fixed images for the reconstruction picture: unseen ones for the built-in dataset,
+    evenly spread ones otherwise; the whole image, resized (no augmentation)."""
+    if config.data in (None, SYNTHETIC):
+        source = SyntheticShapes(config.preview_images, 2 * config.img_size, seed=config.seed + 1)
+    count = min(config.preview_images, len(source))
+    picks = [round(i * (len(source) - 1) / max(1, count - 1)) for i in range(count)]
+    view = KeyedImages(source, ResizeCenterCrop(config.img_size, 1.0, config.in_chans), strict=config.strict_data)
+    return normalize(torch.stack([view[i][0] for i in picks]).to(device))
+
+
+def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResult:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = env.device
+    precision = resolve_precision(config.precision, device)
+    accum, global_batch = resolve_batch(config.batch_size, config.accum_iter, config.effective_batch, env.world_size)
+    base_lr = config.lr if config.lr is not None else scaled_lr(config.blr, global_batch)
+    run_dir = Path(config.output_dir)
+    checkpoints = CheckpointManager(run_dir / "checkpoints", config.keep_last)
+    resume_from = checkpoints.resolve(config.resume)
+    if resume_from is None and checkpoints.latest() is not None:
+        raise ValueError(
+            f"{run_dir} already holds checkpoints of an earlier run (newest: {checkpoints.latest().name}); "
+            "continue it with --resume auto, or choose another --output-dir"
+        )
+
+    # ---- data: every check happens here, before any compute (in every process, so that
+    # all of them stop together; only rank 0 shows the warnings)
+    if not env.is_main:
+        warnings.filterwarnings("ignore", category=DataWarning)
+    source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
+    check_image_sizes(source, config.img_size, config.strict_data)
+    epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
+    total_steps = epoch_steps * config.epochs
+
+    # ---- model, optimizer, and the state to resume from
+    torch.manual_seed(config.seed)
+    raw_model = create_model(config.model, **config.model_kwargs()).to(device)
+    optimizer = adamw(param_groups(raw_model, config.weight_decay), base_lr, config.betas)
+    scaler = grad_scaler(precision, device)
+    step, epoch_loss = 0, [0.0, 0]  # [sum, count] over this epoch's steps so far
+    if resume_from is not None:
+        state = load_training_state(resume_from)
+        if (state["global_batch"], state["steps_per_epoch"]) != (global_batch, epoch_steps):
+            raise ValueError(
+                f"cannot resume from {resume_from}: it was trained with a global batch of "
+                f"{state['global_batch']} and {state['steps_per_epoch']} steps per epoch, this run has "
+                f"{global_batch} and {epoch_steps}; use the same data and batch size x processes x "
+                "accumulation (or --effective-batch)"
+            )
+        load_weights(raw_model, load_model_state(resume_from), str(resume_from))
+        optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"] and scaler.is_enabled():  # empty when saved without fp16
+            scaler.load_state_dict(state["scaler"])
+        step, epoch_loss = state["step"], list(state["epoch_loss"])
+
+    model = torch.compile(raw_model) if config.compile else raw_model
+    model = distributed.wrap(model, env)
+    normalize = Normalize(*default_mean_std(config.in_chans)).to(device)
+    batches = TrainBatches(len(source), config.batch_size, config.epochs, config.seed,
+                           env.world_size, env.rank, accum, start_step=step)
+    transform = RandomResizedCrop(config.img_size, config.crop_scale, channels=config.in_chans)
+    loader = make_loader(KeyedImages(source, transform, config.seed, config.strict_data), batches,
+                         config.num_workers, pin_memory=device.type == "cuda")
+    num_patches = raw_model.patch_embed.num_patches
+
+    # ---- run directory (rank 0 writes, the others only compute)
+    summary = (
+        f"{env.world_size} process(es) on {device.type}, precision {precision}, global batch "
+        f"{global_batch} ({config.batch_size} x {env.world_size} process(es) x {accum} accumulation), "
+        f"lr {base_lr:.3g}, {epoch_steps} steps per epoch, {total_steps} steps"
+    )
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml", comment=f"resolved at start: {summary}")
+        checkpoints.clean_incomplete()
+    logger = MetricsLogger(run_dir, env.is_main, config.tensorboard,
+                           resume_step=step if resume_from is not None else None)
+    progress = Progress(total_steps, step, env.is_main, "pretrain")
+    params = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
+    progress.write(f"data: {source!r}")
+    progress.write(f"model: {config.model}, {params / 1e6:.2f}M trainable parameters; {summary}")
+    if resume_from is not None:
+        done = " (the run is already complete; only the pictures are redrawn)" if step >= total_steps else ""
+        progress.write(f"resuming from {resume_from} (step {step}){done}")
+
+    window: list[torch.Tensor] = []  # per-step losses on the device, not yet read
+    last_loss = None
+    lr = base_lr
+    window_start = time.perf_counter()
+
+    def log_window() -> None:
+        """Bring the unread losses to the host (averaged over processes), check them, log them."""
+        nonlocal window, window_start, epoch_loss, last_loss
+        if not window:
+            return
+        values = distributed.all_reduce_mean(torch.stack(window).float(), env).cpu().tolist()
+        first = step - len(window) + 1
+        window = []
+        for i, value in enumerate(values):
+            if value != value or value in (float("inf"), float("-inf")):
+                bad = first + i
+                raise TrainingDiverged(
+                    f"loss is {value} at step {bad} (epoch {(bad - 1) // epoch_steps}); stopping. "
+                    f"Last good checkpoint: {checkpoints.latest() or 'none yet'}. Try a lower --blr, "
+                    "--clip-grad, or --precision fp32, then --resume auto."
+                )
+        epoch_loss = [epoch_loss[0] + sum(values), epoch_loss[1] + len(values)]
+        last_loss = sum(values) / len(values)
+        speed = round(len(values) * global_batch / (time.perf_counter() - window_start), 1)
+        logger.log({"step": step, "epoch": round(step / epoch_steps, 4), "loss": last_loss, "lr": lr,
+                    "images_per_s": speed})
+        progress.report({"loss": last_loss, "lr": lr, "img/s": speed})
+        window_start = time.perf_counter()
+
+    def save_checkpoint() -> None:
+        log_window()  # never save past a loss that was not checked
+        finite = torch.stack([p.detach().isfinite().all() for p in raw_model.parameters()]).all()
+        if not bool(finite):
+            raise TrainingDiverged(f"the weights are no longer finite after step {step}; stopping "
+                                   f"without saving. Last good checkpoint: {checkpoints.latest() or 'none yet'}.")
+        if env.is_main:
+            checkpoints.save(step, raw_model, {
+                "step": step, "epoch": step / epoch_steps, "epoch_loss": epoch_loss,
+                "global_batch": global_batch, "steps_per_epoch": epoch_steps, "lr": lr,
+                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "config": config_to_dict(config),
+            })
+        distributed.barrier(env)
+
+    def write_pictures(name: str) -> None:
+        if not env.is_main:
+            return
+        imgs = _preview_batch(config, source, normalize, device)
+        noise = torch.rand(len(imgs), num_patches, generator=generator(config.seed, PREVIEW_STREAM))
+        mean, std = default_mean_std(config.in_chans)
+        rec = reconstruct(raw_model, imgs, config.mask_ratio, noise.to(device), mean, std)
+        arch = raw_model.config
+        title = (f"ViT width {arch['embed_dim']}, depth {arch['depth']}, patch {arch['patch_size']}, "
+                 f"{config.img_size}px: after {step} steps ({step / epoch_steps:.3g} epochs)")
+        save_reconstruction_png(rec, run_dir / name, title)
+        records = [r for r in read_metrics(run_dir) if "loss" in r]
+        if records:
+            save_curves(records, run_dir / "loss.png", keys=("loss", "lr"), x_key="step")
+
+    try:
+        model.train()
+        micro = 0
+        for imgs, _ in loader:
+            if micro == 0:
+                lr = warmup_cosine(step / epoch_steps, base_lr, config.min_lr, config.warmup_epochs, config.epochs)
+                set_lr(optimizer, lr)
+                noise = mask_noise(config.seed, step, global_batch, num_patches)  # [global batch, L]
+                seed_global_rng(config.seed, step, env.rank)
+                step_loss = torch.zeros((), device=device)
+            first_row = (micro * env.world_size + env.rank) * config.batch_size  # as TrainBatches
+            rows = noise[first_row: first_row + config.batch_size].to(device, non_blocking=True)
+            imgs = normalize(imgs.to(device, non_blocking=True))
+            last_micro = micro == accum - 1
+            with distributed.sync_gradients(model, last_micro):
+                with autocast(precision, device):
+                    loss = model(imgs, mask_ratio=config.mask_ratio, noise=rows).loss
+                scaler.scale(loss / accum).backward()
+            step_loss += loss.detach().float()
+            micro = (micro + 1) % accum
+            if not last_micro:
+                continue
+
+            if config.clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            window.append(step_loss / accum)
+            step += 1
+            progress.update()
+            epoch_end = step % epoch_steps == 0
+            epoch = (step - 1) // epoch_steps  # the epoch this step belonged to
+
+            if step % config.log_every == 0 or epoch_end:
+                log_window()
+            if epoch_end:
+                logger.log({"step": step, "epoch": epoch + 1, "epoch_loss": epoch_loss[0] / max(1, epoch_loss[1])})
+                epoch_loss = [0.0, 0]
+            if (
+                (config.save_every_steps and step % config.save_every_steps == 0)
+                or (epoch_end and config.save_every_epochs and (epoch + 1) % config.save_every_epochs == 0)
+                or step == total_steps
+            ):
+                save_checkpoint()
+                window_start = time.perf_counter()  # images/s counts training time only
+            if epoch_end and config.preview_every_epochs and (epoch + 1) % config.preview_every_epochs == 0:
+                write_pictures(f"reconstruction-epoch{epoch + 1:04d}.png")
+                window_start = time.perf_counter()
+        write_pictures("reconstruction.png")
+    finally:
+        progress.close()
+        logger.close()
+    return PretrainResult(run_dir, step, last_loss, checkpoints.latest())

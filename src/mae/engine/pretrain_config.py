@@ -1,0 +1,129 @@
+"""Every setting of `mae pretrain`, with the official recipe's defaults (ViT-B, 800 epochs)."""
+
+from dataclasses import dataclass, field
+
+from ..masking import check_mask_ratio
+from ..models.zoo import CONFIGS, model_names
+from .config import flag
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ARCH_FIELDS = (
+    "patch_size", "embed_dim", "depth", "num_heads",
+    "decoder_embed_dim", "decoder_depth", "decoder_num_heads",
+)
+
+
+def _opt(help_text: str, **extra):
+    return field(default=None, metadata=dict(help=help_text, **extra))
+
+
+def _set(default, help_text: str, **extra):
+    return field(default=default, metadata=dict(help=help_text, **extra))
+
+
+@dataclass
+class PretrainConfig:
+    # data
+    data: str | None = _opt(
+        "training images: a folder (one subfolder per class, or flat; searched recursively), "
+        "tar shards in the webdataset layout (a .tar, a folder of .tar files, or a pattern "
+        "such as 'train-{000000..000146}.tar'), or 'synthetic'; default: the built-in "
+        "synthetic dataset", metavar="PATH")
+    synthetic_size: int = _set(4096, "number of images of the built-in synthetic dataset")
+    strict_data: bool = _set(False, "stop on unreadable, truncated or too-small images instead of "
+                             "skipping (or upscaling) them with a warning")
+    crop_scale: tuple[float, float] = _set((0.2, 1.0), "area range of the random resized crop, as "
+                                           "fractions of the image", metavar=("MIN", "MAX"))
+    num_workers: int = _set(8, "data loader worker processes per training process (0: load in "
+                            "the training process)")
+    # model
+    model: str = _set("mae_vit_base_patch16", "named model: " + ", ".join(model_names()),
+                      choices=tuple(model_names()), metavar="NAME")
+    img_size: int = _set(224, "input resolution (pixels, square)")
+    in_chans: int = _set(3, "image channels (3: RGB; 1: grayscale)", choices=(1, 3))
+    patch_size: int | None = _opt("patch size; default: the named model's")
+    embed_dim: int | None = _opt("encoder width; default: the named model's")
+    depth: int | None = _opt("encoder blocks; default: the named model's")
+    num_heads: int | None = _opt("encoder attention heads; default: the named model's")
+    decoder_embed_dim: int | None = _opt("decoder width; default: the named model's")
+    decoder_depth: int | None = _opt("decoder blocks; default: the named model's")
+    decoder_num_heads: int | None = _opt("decoder attention heads; default: the named model's")
+    norm_pix_loss: bool = _set(False, "predict each patch normalised by its own mean and variance "
+                               "(the paper's best setting)")
+    mask_ratio: float = _set(0.75, "fraction of patches removed, in [0, 1)")
+    # optimisation
+    epochs: int = _set(800, "training epochs")
+    warmup_epochs: float = _set(40.0, "epochs of linear learning-rate warm-up (per iteration)")
+    batch_size: int = _set(64, "images per process per step (per micro-step with --accum-iter)")
+    accum_iter: int = _set(1, "gradient accumulation steps per optimizer step")
+    effective_batch: int | None = _opt(
+        "images per optimizer step over all processes; when given, --accum-iter is derived from "
+        "it (effective_batch / (batch_size x processes)), which must divide exactly")
+    blr: float = _set(1.5e-4, "base learning rate: lr = blr x effective batch / 256")
+    lr: float | None = _opt("absolute learning rate (overrides --blr)")
+    min_lr: float = _set(0.0, "learning rate at the end of the cosine schedule")
+    weight_decay: float = _set(0.05, "AdamW weight decay (not applied to biases and norms)")
+    betas: tuple[float, float] = _set((0.9, 0.95), "AdamW betas", metavar=("BETA1", "BETA2"))
+    clip_grad: float | None = _opt("clip the gradient norm to this value (default: no clipping)")
+    precision: str = _set("auto", "fp32, bf16 (autocast), fp16 (autocast with a gradient "
+                          "scaler), or auto: bf16 on a GPU that supports it, else fp16 on a GPU, "
+                          "fp32 on CPU", choices=PRECISIONS)
+    compile: bool = _set(False, "torch.compile the model")
+    # run
+    seed: int = _set(0, "seed of every random draw (init, data order, augmentation, masks)")
+    device: str = _set("auto", "cpu, cuda, cuda:N, or auto (the GPU of this process when there "
+                       "is one, else cpu)")
+    threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
+    output_dir: str = _set("runs/pretrain", "run directory: config.yaml, metrics.jsonl, "
+                           "checkpoints/, pictures", metavar="DIR")
+    resume: str | None = _opt("'auto': continue from the newest complete checkpoint in the "
+                              "run directory if there is one; or a checkpoint / run directory",
+                              metavar="auto|PATH")
+    save_every_steps: int = _set(0, "also save a checkpoint every N optimizer steps (0: only at "
+                                 "epoch ends)")
+    save_every_epochs: int = _set(1, "save a checkpoint every N epochs (and always at the end)")
+    keep_last: int = _set(3, "checkpoints to keep (older ones are deleted)")
+    log_every: int = _set(20, "log metrics every N optimizer steps")
+    preview_every_epochs: int = _set(0, "write a reconstruction picture every N epochs (0: only "
+                                     "at the end)")
+    preview_images: int = _set(8, "images in the reconstruction picture")
+    tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard; needs the "
+                             "'tensorboard' package)")
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Static checks; those that need the process count are in `batch_plan`."""
+
+        def need(ok: bool, name: str, what: str):
+            if not ok:
+                raise ValueError(f"{flag(name)} {what}, got {getattr(self, name)!r}")
+
+        if self.model not in CONFIGS:
+            raise ValueError(f"{flag('model')}: unknown model {self.model!r}; known: {', '.join(model_names())}")
+        try:
+            check_mask_ratio(self.mask_ratio)
+        except ValueError:
+            need(False, "mask_ratio", "must be in [0, 1) (1.0 would remove every patch)")
+        for name in ("epochs", "batch_size", "accum_iter", "img_size", "log_every", "keep_last",
+                     "preview_images", "synthetic_size"):
+            need(getattr(self, name) >= 1, name, "must be at least 1")
+        for name in ("num_workers", "save_every_steps", "save_every_epochs", "preview_every_epochs",
+                     "min_lr", "weight_decay"):
+            need(getattr(self, name) >= 0, name, "must not be negative")
+        for name in ARCH_FIELDS + ("effective_batch", "threads"):
+            need(getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
+        need(self.blr > 0, "blr", "must be positive")
+        need(self.lr is None or self.lr > 0, "lr", "must be positive")
+        need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
+        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be in [0, epochs={self.epochs}]")
+        need(all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
+        need(0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
+        need(self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
+
+    def model_kwargs(self) -> dict:
+        """Constructor overrides for `create_model(self.model, ...)`."""
+        kwargs = dict(img_size=self.img_size, in_chans=self.in_chans, norm_pix_loss=self.norm_pix_loss)
+        kwargs.update({k: getattr(self, k) for k in ARCH_FIELDS if getattr(self, k) is not None})
+        return kwargs

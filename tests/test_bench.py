@@ -1,0 +1,187 @@
+"""The benchmark measures the right thing: FLOPs, step timing, memory, reports, the CLI."""
+
+import json
+
+import pytest
+import torch
+
+import mae
+from mae.benchmarking import BenchSettings, build_variants, markdown_table, run_benchmark, share_parts
+from mae.benchmarking.measure import (
+    StepTimer,
+    matmul_flops_per_s,
+    plain_attention,
+    saved_activation_bytes,
+    training_flops_per_image,
+)
+from mae.benchmarking.runner import step_noise
+from mae.benchmarking.variants import set_fused_attention
+from mae.cli import main
+
+TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
+            decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and lose much when the core is busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def analytic_training_flops(model, tokens_encoder: int, tokens_decoder: int) -> float:
+    """6 * weights * tokens for every linear layer (forward 2, backward 4) plus attention.
+
+    Attention's two batched matmuls cost 4 * T^2 * D per layer forward, 3x that with backward.
+    """
+    def linear_weights(prefix):
+        return sum(p.numel() for n, p in model.named_parameters()
+                   if n.startswith(prefix) and n.endswith("weight") and p.ndim == 2)
+
+    enc, dec = model.config["embed_dim"], model.config["decoder_embed_dim"]
+    flops = 6 * linear_weights("blocks") * tokens_encoder
+    flops += 6 * (linear_weights("decoder_blocks") + linear_weights("decoder_pred")) * tokens_decoder
+    flops += 6 * linear_weights("decoder_embed") * tokens_encoder
+    flops += 3 * 4 * tokens_encoder**2 * enc * model.config["depth"]
+    flops += 3 * 4 * tokens_decoder**2 * dec * model.config["decoder_depth"]
+    return flops
+
+
+def test_flop_count_matches_the_analytic_count():
+    model = mae.create_model("mae_vit_base_patch16", depth=2, decoder_depth=2)
+    counted = training_flops_per_image(model, (224, 224), 3, mask_ratio=0.75)
+    expected = analytic_training_flops(model, 1 + 49, 1 + 196)
+    # what the formula leaves out: the patch embedding (49 patches, no input gradient)
+    assert expected < counted < expected * 1.02
+
+
+def test_flop_count_grows_with_what_the_encoder_sees():
+    variants = build_variants(["ours", "mask-token"], "mae_vit_tiny_patch16", 0.75, **TINY)
+    ours, baseline = (training_flops_per_image(v, (32, 32), 3, 0.75) for v in variants.values())
+    full = training_flops_per_image(variants["ours"], (32, 32), 3, 0.0)
+    assert ours < baseline and baseline == pytest.approx(full, rel=0.05)
+
+
+def test_flop_count_is_the_same_for_either_attention_path_and_restores_it():
+    model = mae.create_model("mae_vit_tiny_patch16", **TINY)
+    set_fused_attention(model, True)
+    fused = training_flops_per_image(model, (32, 32), 3, 0.75)
+    assert all(m.fused is True for m in model.modules() if hasattr(m, "fused"))
+    set_fused_attention(model, False)
+    assert training_flops_per_image(model, (32, 32), 3, 0.75) == fused
+    with plain_attention(model):
+        pass
+    assert all(m.fused is False for m in model.modules() if hasattr(m, "fused"))
+
+
+def test_saved_activations_count_activations_not_parameters():
+    layer = torch.nn.Linear(16, 32)
+    x = torch.randn(8, 16)
+    saved = saved_activation_bytes(layer, lambda: layer(x).square().sum())
+    # linear keeps its input (the weight is a parameter); square keeps its input, [8, 32]
+    assert saved == x.nbytes + 8 * 32 * 4
+    assert layer.weight.grad is None  # left clean
+
+
+def test_timer_and_matmul_rate():
+    timer = StepTimer(torch.device("cpu"))
+    for _ in range(3):
+        with timer.region():
+            torch.ones(10).sum()
+    assert len(timer.seconds()) == 3 and all(t >= 0 for t in timer.seconds())
+    rate = matmul_flops_per_s(torch.device("cpu"), torch.float32, size=128, repeats=2)
+    assert 1e6 < rate < 1e15
+
+
+def test_masking_noise_is_a_function_of_seed_and_step():
+    assert torch.equal(step_noise(0, 3, 2, 16), step_noise(0, 3, 2, 16))
+    assert not torch.equal(step_noise(0, 3, 2, 16), step_noise(0, 4, 2, 16))
+    assert not torch.equal(step_noise(0, 3, 2, 16), step_noise(1, 3, 2, 16))
+
+
+def test_shared_weights_are_one_tensor_and_shapes_must_fit():
+    variants = build_variants(["ours", "mask-token"], "mae_vit_tiny_patch16", 0.75, **TINY)
+    ours, baseline = variants["ours"], variants["mask-token"]
+    assert baseline.blocks[0].attn.qkv.weight is ours.blocks[0].attn.qkv.weight
+    assert baseline.encoder_mask_token is not None
+    wider = mae.create_model("mae_vit_tiny_patch16", **{**TINY, "embed_dim": 32})
+    with pytest.raises(ValueError, match="cannot share"):
+        share_parts(wider, ours)
+
+
+def test_side_by_side_run_reports_every_variant():
+    pytest.importorskip("transformers")
+    variants = build_variants(["ours", "mask-token", "hf"], "mae_vit_tiny_patch16", 0.75, **TINY)
+    run = run_benchmark(BenchSettings(img_size=32, batch=2, steps=3, warmup=1), variants)
+    results = {r["variant"]: r for r in run["results"]}
+    assert list(results) == ["ours", "mask-token", "hf"]
+    for r in results.values():
+        assert len(r["step_s"]) == 3 and r["images_per_s"] > 0 and r["loss_finite"]
+        assert 0 < r["mfu"] < 1
+    assert results["ours"]["time_vs_reference"] == 1.0
+    # the same model but for the patch embedding, which ours runs on the kept patches only:
+    # forward and weight gradient, 2 + 2 FLOPs per weight and patch, for the L - K removed ones
+    removed_patch_flops = 4 * (8 * 8 * 3) * 64 * (16 - 4)
+    assert results["hf"]["flops_per_image"] - results["ours"]["flops_per_image"] == removed_patch_flops
+    assert results["mask-token"]["saved_activation_bytes"] > results["ours"]["saved_activation_bytes"]
+    table = markdown_table({**run, "model": "tiny"})
+    assert table.count("\n| ") == 4 and "| hf |" in table
+
+
+def test_huggingface_twin_computes_our_loss():
+    pytest.importorskip("transformers")
+    variants = build_variants(["ours", "hf"], "mae_vit_tiny_patch16", 0.75, **TINY)
+    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    ours, theirs = (v(imgs, 0.75, noise).loss for v in variants.values())
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="mask ratio"):
+        variants["hf"](imgs, 0.5, noise)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(batch=0), "--batch"),
+    (dict(precision="fp16"), "--precision"),
+    (dict(mask_ratio=1.0), "mask_ratio"),
+    (dict(device="tpu"), "--device"),
+    (dict(compile=True, warmup=0), "--warmup"),
+    (dict(steps=0), "--steps"),
+])
+def test_bad_settings_are_refused_before_work(settings, message):
+    with pytest.raises(ValueError, match=message):
+        BenchSettings(**settings).check()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA device"):
+        BenchSettings(device="cuda").check()
+
+
+def test_command_writes_json_and_markdown(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    code = main(["bench", "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--batch", "2",
+                 "--steps", "2", "--warmup", "1", "--decoder-depth", "1", "--compare", "mask-token",
+                 "--no-fused-attention", "--out", str(out)])
+    assert code == 0
+    record = json.loads(out.read_text())
+    assert record["command"].startswith("mae bench --model mae_vit_tiny_patch16 --img-size 32 --batch 2")
+    assert "--compare mask-token" in record["command"] and "--no-fused-attention" in record["command"]
+    assert record["machine"]["cpu_cores"] >= 1 and record["model"] == "mae_vit_tiny_patch16"
+    assert record["settings"]["batch"] == 2 and record["fused_attention"] is False
+    assert [r["variant"] for r in record["results"]] == ["ours", "mask-token"]
+    markdown = out.with_suffix(".md").read_text()
+    assert "| variant | step ms |" in markdown and "| mask-token |" in markdown
+    assert "| ours |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "vit_giant"], "unknown"),
+    (["--img-size", "30"], "not divisible"),
+    (["--decoder-depth", "0"], "--decoder-depth"),
+    (["--threads", "0"], "--threads"),
+])
+def test_command_refuses_bad_flags(argv, message, capsys):
+    assert main(["bench", "--model", "mae_vit_tiny_patch16", *argv]) == 2
+    assert message in capsys.readouterr().err

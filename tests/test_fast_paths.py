@@ -1,0 +1,147 @@
+"""The fast paths compute what the plain ones do: attention kernels, bf16, embedding only
+the kept patches, and the mask-token baseline the Table 2 benchmark compares against."""
+
+import pytest
+import torch
+
+import mae
+from mae.benchmarking import MaskTokenEncoderMAE, set_fused_attention
+from mae.masking import random_masking
+from mae.models import model_config
+from mae.models.vit import Attention
+
+TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
+            decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and lose much when the core is busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return mae.create_model("mae_vit_tiny_patch16", **{**TINY, **kw})
+
+
+def loss_and_grads(model, imgs, noise, mask_ratio=0.75):
+    model.zero_grad(set_to_none=True)
+    out = model(imgs, mask_ratio, noise)
+    out.loss.backward()
+    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_sdpa_and_plain_attention_agree_forward_and_backward(dtype, tol):
+    model = tiny().to(dtype)
+    imgs, noise = torch.randn(3, 3, 32, 32, dtype=dtype), torch.rand(3, 16)
+    set_fused_attention(model, True)
+    fused, fused_grads = loss_and_grads(model, imgs, noise)
+    set_fused_attention(model, False)
+    plain, plain_grads = loss_and_grads(model, imgs, noise)
+    torch.testing.assert_close(fused.pred, plain.pred, atol=tol, rtol=tol)
+    torch.testing.assert_close(fused.loss, plain.loss, atol=tol, rtol=tol)
+    assert fused_grads.keys() == plain_grads.keys()
+    for name in fused_grads:
+        torch.testing.assert_close(fused_grads[name], plain_grads[name], atol=tol, rtol=1e-4, msg=name)
+
+
+def test_automatic_attention_path_choice():
+    attn = Attention(64, num_heads=4)
+    short, long = torch.zeros(1, 4, 50, 16), torch.zeros(1, 4, Attention.PLAIN_CPU_MAX_TOKENS, 16)
+    assert attn.fused is None
+    assert not attn.use_sdpa(short.bfloat16())  # plain: measured faster in bf16 on CPU
+    assert attn.use_sdpa(long.bfloat16())  # SDPA catches up on long sequences
+    assert attn.use_sdpa(short)  # float32: SDPA
+    attn.fused = True
+    assert attn.use_sdpa(short.bfloat16())
+    attn.fused = False
+    assert not attn.use_sdpa(short)
+
+
+def test_bf16_autocast_step_stays_close_to_float32():
+    model = tiny()
+    imgs, noise = torch.randn(4, 3, 32, 32), torch.rand(4, 16)
+    ref, ref_grads = loss_and_grads(model, imgs, noise)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low, low_grads = loss_and_grads(model, imgs, noise)
+    assert low.pred.dtype == torch.bfloat16 and low.loss.dtype == torch.float32
+    assert torch.equal(low.mask, ref.mask)
+    torch.testing.assert_close(low.loss, ref.loss, rtol=2e-2, atol=0)
+    torch.testing.assert_close(low.pred.float(), ref.pred, rtol=0, atol=0.1)
+    for name, grad in ref_grads.items():  # same direction, within bf16's precision
+        cosine = torch.nn.functional.cosine_similarity(low_grads[name].flatten(), grad.flatten(), dim=0)
+        assert cosine > 0.98, name
+
+
+def test_embedding_only_the_kept_patches_equals_embedding_all_then_masking():
+    model = tiny(img_size=(32, 48))
+    imgs, noise = torch.randn(2, 3, 32, 48), torch.rand(2, 24)
+    embed = model.patch_embed
+    torch.testing.assert_close(embed.embed_pixels(embed.pixels(imgs)), embed(imgs), atol=1e-5, rtol=1e-5)
+
+    latent, mask, ids_restore = model.forward_encoder(imgs, 0.75, noise)
+    x, cls = model.embed(imgs)  # the reference route: all patches, then masking
+    kept, ref_mask, ref_restore = random_masking(x, 0.75, noise)
+    ref = torch.cat([cls, kept], dim=1)
+    for block in model.blocks:
+        ref = block(ref)
+    assert torch.equal(mask, ref_mask) and torch.equal(ids_restore, ref_restore)
+    torch.testing.assert_close(latent, model.norm(ref), atol=1e-5, rtol=1e-5)
+
+
+def baseline_like(model):
+    baseline = MaskTokenEncoderMAE(**model.config)
+    missing, unexpected = baseline.load_state_dict(model.state_dict(), strict=False)
+    assert missing == ["encoder_mask_token"] and not unexpected
+    return baseline
+
+
+def test_mask_token_baseline_without_masking_is_our_model():
+    model = tiny()
+    baseline = baseline_like(model)
+    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    ours, theirs = model(imgs, 0.0, noise), baseline(imgs, 0.0, noise)
+    # nothing removed: both run every patch through the same blocks (ours in shuffled order)
+    torch.testing.assert_close(theirs.pred, ours.pred, atol=1e-5, rtol=1e-5)
+
+
+def test_mask_token_baseline_encodes_every_patch_but_never_sees_removed_pixels():
+    baseline = baseline_like(tiny())
+    seen = []
+    baseline.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    out = baseline(imgs, 0.75, noise)
+    assert seen[0] == (2, 1 + 16, 64)  # cls + all L patches
+    assert out.pred.shape == (2, 16, 8 * 8 * 3) and torch.all(out.mask.sum(1) == 12)
+    removed = baseline.unpatchify(out.mask.unsqueeze(-1).expand(-1, -1, 8 * 8 * 3)).bool()
+    changed = baseline(torch.where(removed, torch.randn_like(imgs), imgs), 0.75, noise)
+    torch.testing.assert_close(changed.pred, out.pred)  # removed pixels are replaced by [M]
+    out.loss.backward()
+    assert baseline.encoder_mask_token.grad.abs().sum() > 0  # the mask token is learned
+    assert baseline.mask_token.grad is None  # the decoder's mask token is not used
+
+
+def test_mask_token_baseline_config_is_the_models():
+    config = model_config("mae_vit_tiny_patch16", **TINY)
+    assert MaskTokenEncoderMAE(**config).config == mae.create_model("mae_vit_tiny_patch16", **TINY).config
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_training_step_never_waits_for_the_gpu():
+    from mae.benchmarking.step import TrainStep, shared_optimizer
+
+    device = torch.device("cuda")
+    model = tiny().to(device)
+    step = TrainStep(model, shared_optimizer([model]), device, "bf16")
+    imgs, noise = torch.randn(4, 3, 32, 32, device=device), torch.rand(4, 16, device=device)
+    step(imgs, noise, 0.75)  # warm-up: lazy optimizer state
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step(imgs, noise, 0.75)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
