@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     ]) + "\n"
     print(table, end="")
     if args.out:
-        for path in write_results(args.out, record, f"`{record['command']}`\n\n{table}"):
+        for path in write_results(args.out, record, table):
             print("wrote", path)
     return 0
 

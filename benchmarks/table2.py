@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     print(table, end="")
     if args.out:
         record = dict(command=command, machine=machine(args.device), runs=runs)
-        for path in write_results(args.out, record, f"`{command}`\n\n{table}"):
+        for path in write_results(args.out, record, table):
             print("wrote", path)
     return 0
 

@@ -16,11 +16,11 @@ from mae.engine.checkpoint import load_model_state
 ARGS = [
     "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",
     "--depth", "2", "--num-heads", "4", "--decoder-embed-dim", "32", "--decoder-depth", "1",
-    "--decoder-num-heads", "4", "--synthetic-size", "96", "--batch-size", "16", "--epochs", "5",
+    "--decoder-num-heads", "4", "--synthetic-size", "96", "--batch-size", "16", "--epochs", "8",
     "--warmup-epochs", "1", "--blr", "1e-2", "--num-workers", "0", "--threads", "1",
     "--save-every-steps", "2", "--keep-last", "2", "--log-every", "3", "--preview-images", "2",
 ]
-TOTAL_STEPS = 30
+TOTAL_STEPS = 48
 
 
 def command(out: Path, *extra: str) -> list[str]:
@@ -34,7 +34,7 @@ def final_state(out: Path):
 
 def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
     rng = random.Random()
-    kill_after, extra_delay = rng.randint(2, TOTAL_STEPS - 6), rng.uniform(0, 0.2)
+    kill_after, extra_delay = rng.randint(2, TOTAL_STEPS - 18), rng.uniform(0, 0.05)
     note = f"killed after checkpoint {kill_after} + {extra_delay:.3f}s"
 
     subprocess.run(command(tmp_path / "ref"), check=True, capture_output=True, timeout=300)

@@ -64,13 +64,21 @@ def markdown_table(run: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(path: str | Path, record: dict, markdown: str) -> tuple[Path, Path]:
-    """Write `record` as JSON and the Markdown next to it (same stem, .md); atomic."""
+def machine_line(info: dict) -> str:
+    parts = [info.get("gpu"), f"{info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch threads)",
+             f"torch {info['torch']}", info.get("transformers") and f"transformers {info['transformers']}",
+             "1-min load average %s" % info["load_average_1min"] if "load_average_1min" in info else None]
+    return "; ".join(p for p in parts if p)
+
+
+def write_results(path: str | Path, record: dict, table: str) -> tuple[Path, Path]:
+    """Write `record` (with "command" and "machine") as JSON, and beside it (same stem, .md)
+    the command, the machine and `table`; both atomically."""
     path = Path(path)
     json_path = path if path.suffix == ".json" else path.with_suffix(".json")
     md_path = json_path.with_suffix(".md")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=1) + "\n"
+    markdown = f"`{record['command']}`\n\nMachine: {machine_line(record['machine'])}\n\n{table}"
     atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
     atomic_write(md_path, lambda tmp: Path(tmp).write_text(markdown))
     return json_path, md_path

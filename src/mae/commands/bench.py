@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     table = markdown_table(record)
     print(table, end="")
     if args.out:
-        json_path, md_path = write_results(args.out, record, f"`{record['command']}`\n\n{table}")
+        json_path, md_path = write_results(args.out, record, table)
         print(f"wrote {json_path} and {md_path}")
     return 0
 

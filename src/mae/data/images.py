@@ -21,10 +21,6 @@ def image_extensions() -> frozenset[str]:
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
-def is_image_name(name: str) -> bool:
-    return Path(name).suffix.lower() in image_extensions()
-
-
 def open_image(src: str | Path | bytes) -> Image.Image:
     """A lazily decoded image from a path or encoded bytes (only the header is read)."""
     return Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)

@@ -58,9 +58,6 @@ class MetricsLogger:
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.writer.add_scalar(key, value, step)
 
-    def records(self) -> list[dict]:
-        return read_metrics(self.path.parent)
-
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
