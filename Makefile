@@ -21,8 +21,15 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The slow tests, then the CPU benchmarks (minutes; results land in runs/bench/).
+# docs/benchmarks.md lists the larger runs (Table 2, the GPU script) and their results.
 bench: install
 	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/mae bench --model mae_vit_tiny_patch16 --batch 32 --precision bf16 --compare hf \
+		--compare mask-token --out runs/bench/tiny_bf16.json
+	$(BIN)/python benchmarks/vs_huggingface.py --models mae_vit_tiny_patch16 --batch 8 \
+		--out runs/bench/vs_hf_tiny.json
+	$(BIN)/python benchmarks/data_pipeline.py --workers 0 1 2 --out runs/bench/data_pipeline.json
 
 lint: install
 	$(BIN)/python -m compileall -q src tests

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,3 +92,23 @@ def test_resolve_resume_targets(tmp_path):
     (tmp_path / "other").mkdir()
     with pytest.raises(ValueError, match="not a checkpoint"):
         manager.resolve(str(tmp_path / "other"))
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open_and_leaves_no_temporary_on_failure(tmp_path):
+    from mae.weights import atomic_write
+
+    target = tmp_path / "out.bin"
+    atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"weights"))
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    assert target.read_bytes() == b"weights"
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+    def fails(tmp):
+        Path(tmp).write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fails)
+    assert target.read_bytes() == b"weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin", "plain.bin"]

@@ -54,7 +54,8 @@ def test_accumulation_matches_the_full_batch(tmp_path):
         assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), key
 
 
-def test_a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(
+        tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
     original = MaskedAutoencoder.forward_loss
 
@@ -71,6 +72,15 @@ def test_a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_last_good
     assert checkpoints == ["ckpt-000000002", "ckpt-000000004"]
     state = load_model_state(tmp_path / "run" / "checkpoints" / "ckpt-000000004")
     assert all(torch.isfinite(t).all() for t in state.values())
+
+    # the command says the same in one line and exits with status 1
+    calls["n"] = 0
+    args = ["pretrain", "--output-dir", str(tmp_path / "cli"), "--epochs", "3", "--batch-size", "32",
+            "--log-every", "100"]
+    args += [f"--{key.replace('_', '-')}={value}" for key, value in TINY.items()]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "mae pretrain: stopped: loss is nan at step 5" in err and "Traceback" not in err
 
 
 def test_cli_reports_bad_input_before_training(tmp_path, capsys):
@@ -126,3 +136,47 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path):
     eager = pretrain(tiny_config(tmp_path / "eager", epochs=1))
     compiled = pretrain(tiny_config(tmp_path / "compiled", epochs=1, compile=True))
     assert abs(eager.loss - compiled.loss) < 1e-3
+
+
+def test_knn_monitor_logs_the_accuracy_of_the_encoder_at_those_epochs(tmp_path):
+    from mae.data import SHAPES, Normalize, build_source, default_mean_std
+    from mae.engine.knn import knn_evaluate
+    from mae.engine.pretrain import _knn_loaders
+
+    config = tiny_config(tmp_path, epochs=4, knn_every_epochs=2, knn_images=64)
+    pretrain(config)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    knn = [r for r in records if "knn_top1" in r]
+    assert [r["epoch"] for r in knn] == [2, 4]
+    assert all(0 <= r["knn_top1"] <= r["knn_top5"] <= 100 for r in knn)
+    # the last figure is exactly what the final weights give on the same images
+    model = mae.load_model(tmp_path / "run")
+    normalize = Normalize(*default_mean_std(3))
+    train, val = ([(normalize(x), y) for x, y in loader]
+                  for loader in _knn_loaders(config, build_source(None, synthetic_size=128), False))
+    assert knn_evaluate(model, train, val, num_classes=len(SHAPES))["top1"] == knn[-1]["knn_top1"]
+
+
+def test_knn_monitor_needs_labelled_data_checked_before_training(tmp_path):
+    from PIL import Image
+
+    def folder(root, classes):
+        for name in classes:
+            (root / name).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (40, 40), (60 * i, 20, 200)).save(root / name / f"{i}.png")
+        return str(root)
+
+    train = folder(tmp_path / "train", ["cat", "dog"])
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.new("RGB", (40, 40)).save(flat / "a.png")
+    cases = [
+        (dict(data=str(flat)), "needs labelled training data"),
+        (dict(data=train), "needs --knn-val-data"),
+        (dict(data=train, knn_val_data=folder(tmp_path / "val", ["cat", "emu"])), "only in the --knn-val-data"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pretrain(tiny_config(tmp_path, knn_every_epochs=1, batch_size=2, **overrides))
+    assert not (tmp_path / "run").exists()

@@ -162,7 +162,8 @@ def save_reconstruction_png(
     height, width = rows[0][0].shape[:2]
     cell = 2.2
     fig, axes = plt.subplots(
-        len(rows), 4, figsize=(4 * cell * max(1.0, width / height), len(rows) * cell + 0.6), squeeze=False
+        len(rows), 4, figsize=(4 * cell * max(1.0, width / height), len(rows) * cell + 0.6), squeeze=False,
+        layout="constrained",  # leaves room for the two-line title above the column titles
     )
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
@@ -181,7 +182,6 @@ def save_reconstruction_png(
     if rec.norm_pix:
         note += "; norm-pix predictions mapped back to pixels with each patch's own mean/std"
     fig.suptitle((title + "\n" if title else "") + note, fontsize=9)
-    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

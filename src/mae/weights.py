@@ -8,6 +8,7 @@ tensors and plain containers (argparse.Namespace, which official checkpoints car
 """
 
 import argparse
+import functools
 import inspect
 import json
 import os
@@ -36,12 +37,20 @@ MODEL_FILE = "model.safetensors"
 # ---------------------------------------------------------------- files
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it (once, at the first write)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call write(tmp_path), fsync, then rename over `path`: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets what open() would give
     try:
         write(tmp)
         with open(tmp, "rb") as f:

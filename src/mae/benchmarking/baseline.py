@@ -11,7 +11,6 @@ import torch.nn as nn
 
 from ..masking import random_masking
 from ..models.mae import MaskedAutoencoder
-from ..models.pos_embed import resample_pos_embed
 
 
 class MaskTokenEncoderMAE(MaskedAutoencoder):
@@ -33,13 +32,4 @@ class MaskTokenEncoderMAE(MaskedAutoencoder):
         return self.norm(x), mask, ids_restore
 
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None):
-        x = self.decoder_embed(latent)  # [N, 1 + L, Dd], already in patch order
-        grid = grid or self.grid_size
-        pos = self.decoder_pos_embed
-        if grid != self.grid_size:
-            pos = resample_pos_embed(pos, self.grid_size, grid)
-        x = x + pos
-        for block in self.decoder_blocks:
-            x = block(x)
-        x = self.decoder_pred(self.decoder_norm(x))  # [N, 1 + L, p*p*C]
-        return x[:, 1:]
+        return self.decode_tokens(self.decoder_embed(latent), grid)  # already in patch order

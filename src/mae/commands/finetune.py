@@ -1,13 +1,10 @@
 """`mae finetune`: fine-tune a pretrained encoder as a classifier (the official recipe)."""
 
 import argparse
-import os
-import sys
 
-from ..engine.config import add_config_arguments, config_from_args
-from ..engine.downstream import TrainingDiverged
 from ..engine.downstream_config import FinetuneConfig
 from ..engine.finetune import finetune
+from .training import add_training_arguments, classifier_summary, run_training
 
 HELP = "fine-tune a pretrained encoder as a classifier (single process, or DDP under torchrun)"
 
@@ -22,19 +19,8 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EPILOG
-    add_config_arguments(parser, FinetuneConfig)
+    add_training_arguments(parser, FinetuneConfig, EPILOG)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(FinetuneConfig, args)
-    try:
-        result = finetune(config)
-    except TrainingDiverged as err:
-        print(f"mae finetune: stopped: {err}", file=sys.stderr)
-        return 1
-    if os.environ.get("RANK", "0") == "0":
-        print(f"done: {result.step} steps, val top-1 {result.top1:.2f}% (best {result.best_top1:.2f}%), "
-              f"checkpoints in {result.run_dir / 'checkpoints'}")
-    return 0
+    return run_training("finetune", FinetuneConfig, finetune, args, classifier_summary)

@@ -1,14 +1,10 @@
 """`mae pretrain`: masked-autoencoder pretraining from a YAML config and/or flags."""
 
 import argparse
-import os
-import sys
-import warnings
 
-from ..data import DataWarning
-from ..engine.config import add_config_arguments, config_from_args
-from ..engine.pretrain import TrainingDiverged, pretrain
+from ..engine.pretrain import pretrain
 from ..engine.pretrain_config import PretrainConfig
+from .training import add_training_arguments, run_training
 
 HELP = "pretrain a masked autoencoder (single process, or DDP under torchrun)"
 
@@ -24,32 +20,13 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EPILOG
-    add_config_arguments(parser, PretrainConfig)
+    add_training_arguments(parser, PretrainConfig, EPILOG)
 
 
-_default_showwarning = warnings.showwarning
-
-
-def _show_data_warning(message, category, filename, lineno, file=None, line=None):
-    """Data warnings as one plain line (they name the files); others as usual."""
-    if issubclass(category, DataWarning):
-        print(f"mae pretrain: warning: {message}", file=sys.stderr)
-    else:
-        _default_showwarning(message, category, filename, lineno, file, line)
+def _summary(result) -> str:
+    loss = "" if result.loss is None else f", last loss {result.loss:.4f}"  # None: nothing left to train
+    return f"done: {result.step} steps{loss}, checkpoint {result.checkpoint}, pictures in {result.run_dir}"
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(PretrainConfig, args)
-    warnings.showwarning = _show_data_warning
-    try:
-        result = pretrain(config)
-    except TrainingDiverged as err:
-        if os.environ.get("RANK", "0") == "0":
-            print(f"mae pretrain: stopped: {err}", file=sys.stderr)
-        return 1
-    if os.environ.get("RANK", "0") == "0":
-        print(f"done: {result.step} steps, last loss {result.loss if result.loss is None else round(result.loss, 4)}, "
-              f"checkpoint {result.checkpoint}, pictures in {result.run_dir}")
-    return 0
+    return run_training("pretrain", PretrainConfig, pretrain, args, _summary)

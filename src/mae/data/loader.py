@@ -109,4 +109,5 @@ def make_loader(dataset: Dataset, batches, num_workers: int = 0, pin_memory: boo
         pin_memory=pin_memory,
         worker_init_fn=_single_threaded_worker if num_workers else None,
         prefetch_factor=4 if num_workers else None,
+        persistent_workers=num_workers > 0,  # an evaluation loader, iterated again, keeps its workers
     )

@@ -7,8 +7,9 @@ from .distributed import DistEnv
 from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import adamw, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler, resolve_precision
-from .pretrain import PretrainResult, TrainingDiverged, pretrain
+from .pretrain import PretrainResult, pretrain
 from .pretrain_config import PretrainConfig
+from .run_plan import TrainingDiverged
 
 __all__ = [
     "CheckpointManager",

@@ -32,22 +32,19 @@ from ..data.class_subsets import ClassSubset, check_same_classes
 from ..models.vit import VisionTransformer
 from ..weights import constructor_kwargs, load_model, save_model
 from . import distributed
-from .checkpoint import CheckpointManager, load_model_state, load_training_state
+from .checkpoint import load_model_state, load_training_state
 from .config import config_to_dict, save_config
 from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress
-from .optim import resolve_batch, scaled_lr, set_lr, warmup_cosine
-from .precision import autocast, grad_scaler, resolve_precision
+from .optim import set_lr, warmup_cosine
+from .precision import autocast, grad_scaler
+from .run_plan import TrainingDiverged, plan_run
 from .seeding import generator, seed_global_rng
 
 SYNTHETIC_TRAIN_SEED = 0  # the images `mae pretrain` sees by default
 SYNTHETIC_VAL_SEED = 1000  # other images of the same classes
 AUGMENT_STREAM = 0xD0A7
 BEST_DIR = "best"
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; the run stopped."""
 
 
 @dataclass
@@ -199,20 +196,7 @@ def train_classifier(config: DownstreamConfig, recipe: Recipe) -> DownstreamResu
 
 
 def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -> DownstreamResult:
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = env.device
-    precision = resolve_precision(config.precision, device)
-    accum, global_batch = resolve_batch(config.batch_size, config.accum_iter, config.effective_batch, env.world_size)
-    base_lr = config.lr if config.lr is not None else scaled_lr(config.blr, global_batch)
-    run_dir = Path(config.output_dir)
-    checkpoints = CheckpointManager(run_dir / "checkpoints", config.keep_last)
-    resume_from = checkpoints.resolve(config.resume)
-    if resume_from is None and checkpoints.latest() is not None:
-        raise ValueError(
-            f"{run_dir} already holds checkpoints of an earlier run (newest: {checkpoints.latest().name}); "
-            "continue it with --resume auto, or choose another --output-dir"
-        )
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan_run(config, env)
 
     # ---- every check before any compute: the encoder, the data, the head's classes
     if not env.is_main:

@@ -19,24 +19,24 @@ from pathlib import Path
 import torch
 
 from ..data import (
-    SYNTHETIC, DataWarning, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop, SyntheticShapes,
+    SYNTHETIC, DataWarning, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop, SyntheticShapes,
     TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, steps_per_epoch,
 )
+from ..data.class_subsets import check_same_classes
 from ..models import create_model
 from ..viz import reconstruct, save_curves, save_reconstruction_png
 from ..weights import load_weights
 from . import distributed
-from .checkpoint import CheckpointManager, load_model_state, load_training_state
+from .checkpoint import load_model_state, load_training_state
 from .config import config_to_dict, save_config
+from .downstream import SYNTHETIC_VAL_SEED, eval_crop_fraction
+from .knn import knn_monitor
 from .monitor import MetricsLogger, Progress, read_metrics
-from .optim import adamw, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
-from .precision import autocast, grad_scaler, resolve_precision
+from .optim import adamw, param_groups, set_lr, warmup_cosine
+from .precision import autocast, grad_scaler
 from .pretrain_config import PretrainConfig
+from .run_plan import TrainingDiverged, plan_run
 from .seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or the weights) became NaN or infinite; the run stopped."""
 
 
 @dataclass
@@ -57,32 +57,50 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         distributed.teardown(env)
 
 
+def _spread(count: int, total: int) -> list[int]:
+    """`count` indices (at most `total`) spread evenly over range(total), first and last included."""
+    count = min(count, total)
+    return [round(i * (total - 1) / max(1, count - 1)) for i in range(count)]
+
+
 def _preview_batch(config: PretrainConfig, source, normalize: Normalize, device) -> torch.Tensor:
     """Fixed images for the reconstruction picture: unseen ones for the built-in dataset,
     evenly spread ones otherwise; the whole image, resized (no augmentation)."""
     if config.data in (None, SYNTHETIC):
         source = SyntheticShapes(config.preview_images, 2 * config.img_size, seed=config.seed + 1)
-    count = min(config.preview_images, len(source))
-    picks = [round(i * (len(source) - 1) / max(1, count - 1)) for i in range(count)]
+    picks = _spread(config.preview_images, len(source))
     view = KeyedImages(source, ResizeCenterCrop(config.img_size, 1.0, config.in_chans), strict=config.strict_data)
     return normalize(torch.stack([view[i][0] for i in picks]).to(device))
 
 
+def _knn_loaders(config: PretrainConfig, source: ImageSource, pin_memory: bool) -> list:
+    """(training, validation) loaders of whole, resized images for the k-NN monitor; checked here,
+    before any compute. The training side is `knn_images` evenly spread training images."""
+    if not source.classes:
+        raise ValueError(f"--knn-every-epochs needs labelled training data (one subfolder per class); "
+                         f"{config.data} has no classes")
+    if config.knn_val_data is not None:
+        val = build_source(config.knn_val_data, config.strict_data)
+        check_same_classes(source.classes, val.classes, f"training data ({config.data})",
+                           f"--knn-val-data ({config.knn_val_data})")
+    elif config.data in (None, SYNTHETIC):
+        val = SyntheticShapes(config.knn_images, 2 * config.img_size, SYNTHETIC_VAL_SEED + config.seed)
+    else:
+        raise ValueError("--knn-every-epochs needs --knn-val-data (a folder with a subfolder per class "
+                         "of the training data) unless the training data is the built-in dataset")
+    transform = ResizeCenterCrop(config.img_size, eval_crop_fraction(config.img_size), config.in_chans)
+    loaders = []
+    for part in (source, val):
+        picks = _spread(config.knn_images, len(part))
+        batches = [[(0, i) for i in picks[first: first + config.batch_size]]
+                   for first in range(0, len(picks), config.batch_size)]
+        view = KeyedImages(part, transform, strict=config.strict_data)
+        loaders.append(make_loader(view, batches, config.num_workers, pin_memory))
+    return loaders
+
+
 def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResult:
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = env.device
-    precision = resolve_precision(config.precision, device)
-    accum, global_batch = resolve_batch(config.batch_size, config.accum_iter, config.effective_batch, env.world_size)
-    base_lr = config.lr if config.lr is not None else scaled_lr(config.blr, global_batch)
-    run_dir = Path(config.output_dir)
-    checkpoints = CheckpointManager(run_dir / "checkpoints", config.keep_last)
-    resume_from = checkpoints.resolve(config.resume)
-    if resume_from is None and checkpoints.latest() is not None:
-        raise ValueError(
-            f"{run_dir} already holds checkpoints of an earlier run (newest: {checkpoints.latest().name}); "
-            "continue it with --resume auto, or choose another --output-dir"
-        )
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan_run(config, env)
 
     # ---- data: every check happens here, before any compute (in every process, so that
     # all of them stop together; only rank 0 shows the warnings)
@@ -90,6 +108,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         warnings.filterwarnings("ignore", category=DataWarning)
     source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
     check_image_sizes(source, config.img_size, config.strict_data)
+    knn_loaders = _knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
 
@@ -250,6 +269,15 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
             ):
                 save_checkpoint()
                 window_start = time.perf_counter()  # images/s counts training time only
+            if epoch_end and config.knn_every_epochs and (epoch + 1) % config.knn_every_epochs == 0:
+                if env.is_main:
+                    with autocast(precision, device):
+                        accuracy = knn_monitor(raw_model, *knn_loaders, normalize, num_classes=source.num_classes)
+                    logger.log({"step": step, "epoch": epoch + 1, **accuracy})
+                    progress.write(f"epoch {epoch + 1}: k-NN top-1 {accuracy['knn_top1']:.1f}%, "
+                                   f"top-5 {accuracy['knn_top5']:.1f}%")
+                distributed.barrier(env)
+                window_start = time.perf_counter()
             if epoch_end and config.preview_every_epochs and (epoch + 1) % config.preview_every_epochs == 0:
                 write_pictures(f"reconstruction-epoch{epoch + 1:04d}.png")
                 window_start = time.perf_counter()

@@ -87,6 +87,14 @@ class PretrainConfig:
     preview_every_epochs: int = _set(0, "write a reconstruction picture every N epochs (0: only "
                                      "at the end)")
     preview_images: int = _set(8, "images in the reconstruction picture")
+    knn_every_epochs: int = _set(0, "measure the k-NN accuracy of the encoder's cls features every "
+                                 "N epochs, into metrics.jsonl (0: never); needs labelled data: the "
+                                 "built-in dataset, or class subfolders and --knn-val-data")
+    knn_val_data: str | None = _opt("labelled images (one subfolder per class, the training data's "
+                                    "classes) that the k-NN monitor classifies; default for the "
+                                    "built-in dataset: held-out synthetic images", metavar="DIR")
+    knn_images: int = _set(2048, "training images (evenly spread) and at most as many validation "
+                           "images used by the k-NN monitor")
     tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard; needs the "
                              "'tensorboard' package)")
 
@@ -107,10 +115,10 @@ class PretrainConfig:
         except ValueError:
             need(False, "mask_ratio", "must be in [0, 1) (1.0 would remove every patch)")
         for name in ("epochs", "batch_size", "accum_iter", "img_size", "log_every", "keep_last",
-                     "preview_images", "synthetic_size"):
+                     "preview_images", "synthetic_size", "knn_images"):
             need(getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("num_workers", "save_every_steps", "save_every_epochs", "preview_every_epochs",
-                     "min_lr", "weight_decay"):
+                     "knn_every_epochs", "min_lr", "weight_decay"):
             need(getattr(self, name) >= 0, name, "must not be negative")
         for name in ARCH_FIELDS + ("effective_batch", "threads"):
             need(getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")

@@ -131,7 +131,10 @@ class MaskedAutoencoder(VisionTransformer):
         patches = torch.cat([x[:, 1:], mask_tokens], dim=1)  # [N, L, Dd], shuffled order
         patches = torch.gather(patches, 1, ids_restore.unsqueeze(-1).expand(-1, -1, dim))
         x = torch.cat([x[:, :1], patches], dim=1)  # [N, 1 + L, Dd]
+        return self.decode_tokens(x, grid)
 
+    def decode_tokens(self, x: torch.Tensor, grid=None) -> torch.Tensor:
+        """Decoder tokens of every patch, in patch order [N, 1 + L, Dd] -> pixels [N, L, p*p*C]."""
         grid = grid or self.grid_size
         pos = self.decoder_pos_embed
         if grid != self.grid_size:

@@ -1,0 +1,54 @@
+"""What the training commands (pretrain, finetune, linprobe) share: flags from a config
+class, data warnings as plain lines, a divergence as a message and exit status 1."""
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable
+
+from ..data import DataWarning
+from ..engine.config import add_config_arguments, config_from_args
+from ..engine.run_plan import TrainingDiverged
+
+
+def is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, config_class: type, epilog: str) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = epilog
+    add_config_arguments(parser, config_class)
+
+
+def run_training(command: str, config_class: type, train: Callable, args: argparse.Namespace,
+                 summary: Callable) -> int:
+    """Build the config from the flags, train, print `summary(result)` once; 1 if training diverged."""
+    config = config_from_args(config_class, args)
+    default_showwarning = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):  # they name the files: one plain line is enough
+            print(f"mae {command}: warning: {message}", file=sys.stderr)
+        else:
+            default_showwarning(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        result = train(config)
+    except TrainingDiverged as err:
+        if is_main_process():
+            print(f"mae {command}: stopped: {err}", file=sys.stderr)
+        return 1
+    finally:
+        warnings.showwarning = default_showwarning
+    if is_main_process():
+        print(summary(result))
+    return 0
+
+
+def classifier_summary(result) -> str:
+    """The last line of `mae finetune` and `mae linprobe`."""
+    return (f"done: {result.step} steps, val top-1 {result.top1:.2f}% (best {result.best_top1:.2f}%), "
+            f"checkpoints in {result.run_dir / 'checkpoints'}")
