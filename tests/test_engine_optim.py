@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import mae
-from mae.engine.optim import adamw, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
+from mae.engine.optim import adamw, optimizer_step, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
@@ -64,3 +64,13 @@ def test_set_lr_honours_group_scales_and_adamw_uses_the_papers_betas():
     opt.step()
     decayed = 1 - 1e-3 * opt.param_groups[0]["weight_decay"]
     assert torch.allclose(w, torch.full_like(w, decayed - 1e-3), atol=1e-6)
+
+
+def test_optimizer_step_clips_the_gradient_norm_then_steps_and_zeroes():
+    for clip, expected_scale in ((None, 1.0), (1.0, 0.1), (100.0, 1.0)):
+        weight = torch.nn.Parameter(torch.zeros(2))
+        weight.grad = torch.tensor([6.0, 8.0])  # norm 10
+        optimizer = torch.optim.SGD([weight], lr=1.0)
+        optimizer_step(optimizer, torch.amp.GradScaler("cpu", enabled=False), [weight], clip)
+        assert torch.allclose(weight.detach(), -expected_scale * torch.tensor([6.0, 8.0]))
+        assert weight.grad is None

@@ -36,7 +36,7 @@ from .checkpoint import load_model_state, load_training_state
 from .config import config_to_dict, save_config
 from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress
-from .optim import set_lr, warmup_cosine
+from .optim import optimizer_step, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
 from .run_plan import TrainingDiverged, plan_run
 from .seeding import generator, seed_global_rng
@@ -334,12 +334,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
             if not last_micro:
                 continue
 
-            if config.clip_grad:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(optimizer, scaler, raw_model.parameters(), config.clip_grad)
             window.append(step_loss / accum)
             epoch_loss += step_loss / accum
             step += 1

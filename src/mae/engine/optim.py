@@ -83,3 +83,14 @@ def adamw(groups: list[dict], lr: float, betas=(0.9, 0.95)) -> torch.optim.AdamW
         except RuntimeError:  # no fused kernel for this device / dtype
             pass
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler, parameters, clip_grad: float | None) -> None:
+    """The end of a step, once the gradients are accumulated: optional clipping of their norm
+    (after unscaling fp16 gradients), the step through the gradient scaler, zeroed grads."""
+    if clip_grad:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, clip_grad)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)

@@ -32,7 +32,7 @@ from .config import config_to_dict, save_config
 from .downstream import SYNTHETIC_VAL_SEED, eval_crop_fraction
 from .knn import knn_monitor
 from .monitor import MetricsLogger, Progress, read_metrics
-from .optim import adamw, param_groups, set_lr, warmup_cosine
+from .optim import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
 from .pretrain_config import PretrainConfig
 from .run_plan import TrainingDiverged, plan_run
@@ -245,12 +245,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
             if not last_micro:
                 continue
 
-            if config.clip_grad:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(optimizer, scaler, raw_model.parameters(), config.clip_grad)
             window.append(step_loss / accum)
             step += 1
             progress.update()
