@@ -10,17 +10,10 @@ from mae.masking import random_masking
 from mae.models import model_config
 from mae.models.vit import Attention
 
-TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
-            decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
+from helpers import TINY
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and lose much when the core is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw):

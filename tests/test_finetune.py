@@ -12,18 +12,10 @@ from mae.engine.downstream_config import FinetuneConfig
 from mae.engine.finetune import finetune
 from mae.weights import save_model
 
-TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
-            decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
+from helpers import TINY
+
 RUN = dict(synthetic_size=16, synthetic_val_size=8, batch_size=8, epochs=2, warmup_epochs=1,
            num_workers=0, log_every=2, keep_last=3, blr=1e-2)
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("enc") / "mae.safetensors"
-    save_model(mae.create_model("mae_vit_tiny_patch16", **TINY), path)
-    return path
 
 
 def records(run_dir):

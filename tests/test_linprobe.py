@@ -1,6 +1,5 @@
 """Linear probing end to end: frozen encoder, BatchNorm head folded into the saved classifier."""
 
-import pytest
 import torch
 
 import mae
@@ -9,18 +8,6 @@ from mae.engine.downstream import SYNTHETIC_VAL_SEED
 from mae.engine.downstream_config import LinprobeConfig
 from mae.engine.knn import knn_monitor
 from mae.engine.linprobe import linprobe
-from mae.weights import save_model
-
-TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
-            decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("enc") / "mae.safetensors"
-    save_model(mae.create_model("mae_vit_tiny_patch16", **TINY), path)
-    return path
 
 
 def test_linprobe_trains_only_the_head_and_saves_a_loadable_classifier(encoder, tmp_path):

@@ -32,13 +32,13 @@ from ..data.class_subsets import ClassSubset, check_same_classes
 from ..models.vit import VisionTransformer
 from ..weights import constructor_kwargs, load_model, save_model
 from . import distributed
-from .checkpoint import load_model_state, load_training_state
-from .config import config_to_dict, save_config
+from .checkpoint import load_model_state
+from .config import config_to_dict
 from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress
 from .optim import optimizer_step, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
-from .run_plan import TrainingDiverged, plan_run
+from .run_plan import plan_run, read_losses
 from .seeding import generator, seed_global_rng
 
 SYNTHETIC_TRAIN_SEED = 0  # the images `mae pretrain` sees by default
@@ -196,7 +196,8 @@ def train_classifier(config: DownstreamConfig, recipe: Recipe) -> DownstreamResu
 
 
 def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -> DownstreamResult:
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan_run(config, env)
+    plan = plan_run(config, env)
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
 
     # ---- every check before any compute: the encoder, the data, the head's classes
     if not env.is_main:
@@ -224,14 +225,8 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     optimizer = recipe.optimizer(config, raw_model, base_lr)
     scaler = grad_scaler(precision, device)
     step, best_top1, last_top1 = 0, None, None
-    if resume_from is not None:
-        state = load_training_state(resume_from)
-        if (state["global_batch"], state["steps_per_epoch"]) != (global_batch, epoch_steps):
-            raise ValueError(
-                f"cannot resume from {resume_from}: it was trained with a global batch of "
-                f"{state['global_batch']} and {state['steps_per_epoch']} steps per epoch, this run has "
-                f"{global_batch} and {epoch_steps}; use the same data and effective batch"
-            )
+    state = plan.resumed_state(epoch_steps)
+    if state is not None:
         _load_resumed(raw_model, resume_from, state)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -248,15 +243,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     val_loader = eval_loader(val_source, img_size, channels, config.eval_batch_size or config.batch_size,
                              config.num_workers, env)
 
-    summary = (
-        f"{env.world_size} process(es) on {device.type}, precision {precision}, global batch "
-        f"{global_batch} ({config.batch_size} x {env.world_size} x {accum} accumulation), lr {base_lr:.3g}, "
-        f"{epoch_steps} steps per epoch, {total_steps} steps"
-    )
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml", comment=f"resolved at start: {summary}")
-        checkpoints.clean_incomplete()
+    summary = plan.start(config, env, epoch_steps, total_steps)
     logger = MetricsLogger(run_dir, env.is_main, resume_step=step if resume_from is not None else None)
     progress = Progress(total_steps, step, env.is_main, recipe.name)
     trainable = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
@@ -273,15 +260,8 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
 
     def read_window() -> list[float]:
         nonlocal window
-        if not window:
-            return []
-        values = distributed.all_reduce_mean(torch.stack(window).float(), env).cpu().tolist()
-        first = step - len(window) + 1
+        values = read_losses(window, env, step, epoch_steps, checkpoints)
         window = []
-        for i, value in enumerate(values):
-            if value != value or value in (float("inf"), float("-inf")):
-                raise TrainingDiverged(f"loss is {value} at step {first + i}; stopping. Last good "
-                                       f"checkpoint: {checkpoints.latest() or 'none yet'}")
         return values
 
     def end_of_epoch(epoch: int) -> None:

@@ -27,15 +27,15 @@ from ..models import create_model
 from ..viz import reconstruct, save_curves, save_reconstruction_png
 from ..weights import load_weights
 from . import distributed
-from .checkpoint import load_model_state, load_training_state
-from .config import config_to_dict, save_config
+from .checkpoint import load_model_state
+from .config import config_to_dict
 from .downstream import SYNTHETIC_VAL_SEED, eval_crop_fraction
 from .knn import knn_monitor
 from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
 from .pretrain_config import PretrainConfig
-from .run_plan import TrainingDiverged, plan_run
+from .run_plan import TrainingDiverged, plan_run, read_losses
 from .seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
 
 
@@ -100,7 +100,8 @@ def _knn_loaders(config: PretrainConfig, source: ImageSource, pin_memory: bool) 
 
 
 def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResult:
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan_run(config, env)
+    plan = plan_run(config, env)
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
 
     # ---- data: every check happens here, before any compute (in every process, so that
     # all of them stop together; only rank 0 shows the warnings)
@@ -118,15 +119,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     optimizer = adamw(param_groups(raw_model, config.weight_decay), base_lr, config.betas)
     scaler = grad_scaler(precision, device)
     step, epoch_loss = 0, [0.0, 0]  # [sum, count] over this epoch's steps so far
-    if resume_from is not None:
-        state = load_training_state(resume_from)
-        if (state["global_batch"], state["steps_per_epoch"]) != (global_batch, epoch_steps):
-            raise ValueError(
-                f"cannot resume from {resume_from}: it was trained with a global batch of "
-                f"{state['global_batch']} and {state['steps_per_epoch']} steps per epoch, this run has "
-                f"{global_batch} and {epoch_steps}; use the same data and batch size x processes x "
-                "accumulation (or --effective-batch)"
-            )
+    state = plan.resumed_state(epoch_steps)
+    if state is not None:
         load_weights(raw_model, load_model_state(resume_from), str(resume_from))
         optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] and scaler.is_enabled():  # empty when saved without fp16
@@ -144,15 +138,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     num_patches = raw_model.patch_embed.num_patches
 
     # ---- run directory (rank 0 writes, the others only compute)
-    summary = (
-        f"{env.world_size} process(es) on {device.type}, precision {precision}, global batch "
-        f"{global_batch} ({config.batch_size} x {env.world_size} process(es) x {accum} accumulation), "
-        f"lr {base_lr:.3g}, {epoch_steps} steps per epoch, {total_steps} steps"
-    )
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml", comment=f"resolved at start: {summary}")
-        checkpoints.clean_incomplete()
+    summary = plan.start(config, env, epoch_steps, total_steps)
     logger = MetricsLogger(run_dir, env.is_main, config.tensorboard,
                            resume_step=step if resume_from is not None else None)
     progress = Progress(total_steps, step, env.is_main, "pretrain")
@@ -173,17 +159,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         nonlocal window, window_start, epoch_loss, last_loss
         if not window:
             return
-        values = distributed.all_reduce_mean(torch.stack(window).float(), env).cpu().tolist()
-        first = step - len(window) + 1
+        values = read_losses(window, env, step, epoch_steps, checkpoints)
         window = []
-        for i, value in enumerate(values):
-            if value != value or value in (float("inf"), float("-inf")):
-                bad = first + i
-                raise TrainingDiverged(
-                    f"loss is {value} at step {bad} (epoch {(bad - 1) // epoch_steps}); stopping. "
-                    f"Last good checkpoint: {checkpoints.latest() or 'none yet'}. Try a lower --blr, "
-                    "--clip-grad, or --precision fp32, then --resume auto."
-                )
         epoch_loss = [epoch_loss[0] + sum(values), epoch_loss[1] + len(values)]
         last_loss = sum(values) / len(values)
         speed = round(len(values) * global_batch / (time.perf_counter() - window_start), 1)
