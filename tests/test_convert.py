@@ -180,3 +180,29 @@ def test_head_counts_can_be_supplied_for_official_weights(tmp_path):
     imgs, noise = torch.randn(1, 3, 32, 32), torch.rand(1, 16)
     with torch.no_grad():
         assert torch.equal(mae.load_model(tmp_path / "hf")(imgs, noise=noise).pred, model(imgs, noise=noise).pred)
+
+
+def test_hugging_face_eps_and_mask_ratio_round_trip(tmp_path):
+    """A config.json with HF's default eps (1e-12) and mask_ratio 0.6 loads, computes and exports as it says."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(3)
+    fields = {k: v for k, v in interop.hf_config_from_ours(mae.create_model("mae_vit_tiny_patch16", **TINY).config)
+              .items() if k not in ("model_type", "architectures")}
+    cfg = transformers.ViTMAEConfig(**{**fields, "layer_norm_eps": 1e-12, "mask_ratio": 0.6})
+    theirs = transformers.ViTMAEForPreTraining(cfg).eval()
+    theirs.save_pretrained(tmp_path / "hf")
+    ours = mae.load_model(tmp_path / "hf")
+    assert (ours.config["layer_norm_eps"], ours.config["mask_ratio"]) == (1e-12, 0.6)
+    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    with torch.no_grad():
+        out, ref = ours(imgs, noise=noise), theirs(imgs, noise=noise)  # each at its own mask ratio
+    assert torch.equal(out.mask, ref.mask)
+    torch.testing.assert_close(out.pred, ref.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.loss, ref.loss, atol=1e-5, rtol=0)
+
+    convert(tmp_path / "hf", tmp_path / "again", "hf")
+    written = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert (written["layer_norm_eps"], written["mask_ratio"]) == (1e-12, 0.6)
+    for layout in ("mae", "official", "mmpretrain"):  # the files that carry our config keep both too
+        convert(tmp_path / "hf", tmp_path / TARGETS[layout], layout)
+        assert mae.load_model(tmp_path / TARGETS[layout]).config == ours.config

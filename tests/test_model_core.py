@@ -182,3 +182,20 @@ def test_bad_construction():
         tiny(img_size=30)
     with pytest.raises(ValueError, match="not divisible by num_heads"):
         tiny(num_heads=5)
+
+
+def test_layer_norm_eps_and_mask_ratio_are_model_config():
+    model = tiny(layer_norm_eps=1e-12, mask_ratio=0.6)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 2 * 2 + 1 + 2 * 1 + 1 and all(m.eps == 1e-12 for m in norms)
+    assert model.config["layer_norm_eps"] == 1e-12 and model.config["mask_ratio"] == 0.6
+    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    out = model(imgs, noise=noise)  # no ratio given: the model's own
+    assert out.mask.sum(dim=1).tolist() == [16 - int(16 * 0.4)] * 2
+    assert model(imgs, mask_ratio=0.25, noise=noise).mask.sum().item() == 2 * 4
+    other = tiny(layer_norm_eps=1e-6)
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():  # eps is part of the function
+        assert not torch.equal(other.forward_features(imgs), model.forward_features(imgs))
+    with pytest.raises(ValueError, match="mask_ratio must be in"):
+        tiny(mask_ratio=1.0)

@@ -15,6 +15,8 @@ import re
 
 import torch
 
+from .models.vit import LAYER_NORM_EPS
+
 # ---------------------------------------------------------------- layout detection
 
 # What `detect_layout` recognises, for error messages.
@@ -187,6 +189,9 @@ def hf_to_ours(state_dict: dict) -> dict:
     return out
 
 
+HF_LAYER_NORM_EPS = 1e-12  # ViTMAEConfig's default, for a config.json that does not say
+
+
 def hf_config_from_ours(config: dict) -> dict:
     """Our model config -> a Hugging Face ViTMAEConfig dict (config.json).
 
@@ -213,7 +218,7 @@ def hf_config_from_ours(config: dict) -> dict:
         "decoder_num_attention_heads": config.get("decoder_num_heads", 16),
         "decoder_intermediate_size": int(decoder_dim * config["mlp_ratio"]),
         "hidden_act": "gelu",
-        "layer_norm_eps": 1e-6,
+        "layer_norm_eps": float(config.get("layer_norm_eps", LAYER_NORM_EPS)),
         "qkv_bias": bool(config.get("qkv_bias", True)),
         "hidden_dropout_prob": 0.0,
         "attention_probs_dropout_prob": 0.0,
@@ -246,6 +251,8 @@ def ours_config_from_hf(hf: dict) -> dict:
         decoder_num_heads=hf["decoder_num_attention_heads"],
         mlp_ratio=mlp_ratio,
         norm_pix_loss=bool(hf.get("norm_pix_loss", False)),
+        layer_norm_eps=float(hf.get("layer_norm_eps", HF_LAYER_NORM_EPS)),
+        mask_ratio=float(hf.get("mask_ratio", 0.75)),
     )
 
 

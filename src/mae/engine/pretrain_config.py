@@ -132,6 +132,7 @@ class PretrainConfig:
 
     def model_kwargs(self) -> dict:
         """Constructor overrides for `create_model(self.model, ...)`."""
-        kwargs = dict(img_size=self.img_size, in_chans=self.in_chans, norm_pix_loss=self.norm_pix_loss)
+        kwargs = dict(img_size=self.img_size, in_chans=self.in_chans, norm_pix_loss=self.norm_pix_loss,
+                      mask_ratio=self.mask_ratio)
         kwargs.update({k: getattr(self, k) for k in ARCH_FIELDS if getattr(self, k) is not None})
         return kwargs

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 HEADS = ("linear", "linprobe")
 HEAD_INIT_STD = {"linear": 2e-5, "linprobe": 0.01}
 DROP_PATH_DEFAULT = {"linear": 0.1, "linprobe": 0.0}
-ARCH_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias")
+ARCH_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "layer_norm_eps")
 ENCODER_KEYS = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight")
 PRETRAIN_ONLY_PREFIXES = ("decoder_", "mask_token")
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masking import mask_plan, removed_mask
+from ..masking import check_mask_ratio, mask_plan, removed_mask
 from .pos_embed import resample_pos_embed, sincos_2d
-from .vit import Block, LayerNorm, VisionTransformer, init_linear_and_norm, to_2tuple
+from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm, to_2tuple
 
 
 @dataclass
@@ -59,9 +59,15 @@ class MaskedAutoencoder(VisionTransformer):
         decoder_num_heads=16,
         mlp_ratio=4.0,
         norm_pix_loss=False,
+        layer_norm_eps=LAYER_NORM_EPS,
+        mask_ratio=0.75,
     ):
-        super().__init__(img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio)
+        super().__init__(
+            img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, layer_norm_eps=layer_norm_eps
+        )
+        check_mask_ratio(mask_ratio)
         self.norm_pix_loss = norm_pix_loss
+        self.mask_ratio = mask_ratio  # used when forward is given none
         self.config = dict(
             img_size=list(to_2tuple(img_size)),
             patch_size=patch_size,
@@ -74,6 +80,8 @@ class MaskedAutoencoder(VisionTransformer):
             decoder_num_heads=decoder_num_heads,
             mlp_ratio=mlp_ratio,
             norm_pix_loss=norm_pix_loss,
+            layer_norm_eps=layer_norm_eps,
+            mask_ratio=mask_ratio,
         )
 
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
@@ -82,9 +90,10 @@ class MaskedAutoencoder(VisionTransformer):
             sincos_2d(decoder_embed_dim, self.grid_size), requires_grad=False
         )
         self.decoder_blocks = nn.ModuleList(
-            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio) for _ in range(decoder_depth)
+            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, layer_norm_eps=layer_norm_eps)
+            for _ in range(decoder_depth)
         )
-        self.decoder_norm = LayerNorm(decoder_embed_dim)
+        self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=layer_norm_eps)
         self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans)
 
         self.apply(init_linear_and_norm)
@@ -159,7 +168,9 @@ class MaskedAutoencoder(VisionTransformer):
         # clamp keeps mask_ratio=0 finite (no removed patch: loss 0) without a host sync
         return (loss * mask).sum() / mask.sum().clamp_min(1)
 
-    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise=None) -> MAEOutput:
+    def forward(self, imgs: torch.Tensor, mask_ratio: float | None = None, noise=None) -> MAEOutput:
+        """mask_ratio=None: the model's own (`self.mask_ratio`, from its config)."""
+        mask_ratio = self.mask_ratio if mask_ratio is None else mask_ratio
         grid = self.patch_embed.grid_for(imgs)
         latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore, grid)

@@ -6,15 +6,13 @@ checkpoints load with strict=True:
     mlp.fc1,mlp.fc2}, norm (or fc_norm with global pooling), head.
 """
 
-from functools import partial
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .pos_embed import resample_pos_embed, sincos_2d
 
-LayerNorm = partial(nn.LayerNorm, eps=1e-6)
+LAYER_NORM_EPS = 1e-6  # the official models' LayerNorm eps (Hugging Face's default is 1e-12)
 
 
 def to_2tuple(size) -> tuple[int, int]:
@@ -151,11 +149,11 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0, layer_norm_eps=LAYER_NORM_EPS):
         super().__init__()
-        self.norm1 = LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
-        self.norm2 = LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -196,6 +194,7 @@ class VisionTransformer(nn.Module):
         num_classes=0,
         global_pool="token",
         drop_path_rate=0.0,
+        layer_norm_eps=LAYER_NORM_EPS,
     ):
         super().__init__()
         if global_pool not in ("token", "avg"):
@@ -204,7 +203,7 @@ class VisionTransformer(nn.Module):
             img_size=list(to_2tuple(img_size)), patch_size=patch_size, in_chans=in_chans,
             embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias, num_classes=num_classes, global_pool=global_pool,
-            drop_path_rate=drop_path_rate,
+            drop_path_rate=drop_path_rate, layer_norm_eps=layer_norm_eps,
         )  # constructor kwargs, saved with the weights
         self.global_pool = global_pool
         self.embed_dim = embed_dim
@@ -216,12 +215,13 @@ class VisionTransformer(nn.Module):
         )
         rates = torch.linspace(0, drop_path_rate, depth).tolist()  # stochastic depth decay rule
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path=r) for r in rates
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path=r, layer_norm_eps=layer_norm_eps)
+            for r in rates
         )
         if global_pool == "avg":
-            self.fc_norm = LayerNorm(embed_dim)
+            self.fc_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
         else:
-            self.norm = LayerNorm(embed_dim)
+            self.norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_encoder()
 
