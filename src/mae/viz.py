@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .imageio import check_image_path, load_images
-from .masking import check_mask_ratio
+from .masking import MASK_TYPES, check_mask_ratio
 from .models.mae import MaskedAutoencoder
 from .weights import load_model
 
@@ -28,6 +28,7 @@ class Reconstruction:
     mask: np.ndarray  # [N, L], 1 = removed
     loss: float
     norm_pix: bool  # predictions were mapped back from per-patch normalised pixels
+    mask_type: str = "random"
 
     def rows(self) -> list[list[np.ndarray]]:
         return [
@@ -53,8 +54,11 @@ def reconstruct(
     noise: torch.Tensor | None = None,
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
+    mask_type: str = "random",
 ) -> Reconstruction:
     """Run the model on normalised images [N, C, H, W] and return displayable arrays.
+
+    mask_type: random, block or grid (see mae.masking), drawn from `noise` like the ratio.
 
     With norm_pix_loss the decoder predicts each patch normalised by its own mean and
     variance; those are taken from the input patch to map the prediction back to pixels.
@@ -67,7 +71,7 @@ def reconstruct(
     was_training = model.training
     model.eval()
     try:
-        out = model(imgs, mask_ratio=mask_ratio, noise=noise)
+        out = model(imgs, mask_ratio=mask_ratio, noise=noise, mask_type=mask_type)
     finally:
         model.train(was_training)
     grid = model.patch_embed.grid_for(imgs)
@@ -96,6 +100,7 @@ def reconstruct(
         mask=out.mask.cpu().numpy(),
         loss=float(out.loss),
         norm_pix=bool(model.norm_pix_loss),
+        mask_type=mask_type,
     )
 
 
@@ -115,6 +120,7 @@ def visualize(
     out=None,
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
+    mask_type: str = "random",
     **overrides,
 ) -> Reconstruction:
     """Reconstructions of image files by a checkpoint's MAE, as arrays (and a PNG if `out`).
@@ -125,6 +131,8 @@ def visualize(
     go to load_model (e.g. norm_pix_loss=True for official weights whose args are gone).
     """
     check_mask_ratio(mask_ratio)
+    if mask_type not in MASK_TYPES:
+        raise ValueError(f"mask_type must be one of {', '.join(MASK_TYPES)}, got {mask_type!r}")
     paths = [check_image_path(p) for p in image_paths]  # before the model is loaded
     if not paths:
         raise ValueError("no images given")
@@ -143,7 +151,7 @@ def visualize(
     noise = torch.stack([image_noise(seed, i, embed.num_patches) for i in range(len(paths))])  # [N, L]
     device = next(model.parameters()).device
     imgs, noise = imgs.to(device), noise.to(device)
-    rec = reconstruct(model, imgs, mask_ratio, noise, mean, std)
+    rec = reconstruct(model, imgs, mask_ratio, noise, mean, std, mask_type)
     if out is not None:
         save_reconstruction_png(rec, out, title=name, row_labels=[p.name for p in paths])
     return rec
@@ -178,7 +186,7 @@ def save_reconstruction_png(
         if row_labels:
             axes[r][0].set_ylabel(row_labels[r], fontsize=8)
     ratio = rec.mask.mean()
-    note = f"mask ratio {ratio:.2f}, loss {rec.loss:.4f}"
+    note = f"{rec.mask_type} mask, ratio {ratio:.2f}, loss {rec.loss:.4f}"
     if rec.norm_pix:
         note += "; norm-pix predictions mapped back to pixels with each patch's own mean/std"
     fig.suptitle((title + "\n" if title else "") + note, fontsize=9)

@@ -19,9 +19,9 @@ class MaskTokenEncoderMAE(MaskedAutoencoder):
         self.encoder_mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
         nn.init.normal_(self.encoder_mask_token, std=0.02)
 
-    def forward_encoder(self, imgs, mask_ratio: float, noise=None):
+    def forward_encoder(self, imgs, mask_ratio: float, noise=None, mask_type: str = "random"):
         x, cls = self.embed(imgs)  # [N, L, D] with positions, [N, 1, D]
-        _, mask, ids_restore = random_masking(x, mask_ratio, noise)
+        _, mask, ids_restore = random_masking(x, mask_ratio, noise, mask_type, self.patch_embed.grid_for(imgs))
         pos = self.pos_embed_for(self.patch_embed.grid_for(imgs))[:, 1:]  # [1, L, D]
         removed = mask.unsqueeze(-1).bool()  # [N, L, 1]
         # a removed patch becomes the mask token, which keeps its position

@@ -7,6 +7,7 @@ ratio kept, then centre-cropped). Each image's mask is drawn from (seed, image i
 
 import argparse
 
+from ..masking import MASK_TYPES
 from ..viz import visualize
 from .convert import model_overrides
 
@@ -19,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or a Hugging Face ViTMAE folder (the decoder is needed)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
     parser.add_argument("--mask-ratio", type=float, default=0.75, help="fraction of patches removed")
+    parser.add_argument("--mask-type", choices=MASK_TYPES, default="random",
+                        help="how the removed patches are chosen: at random, in BEiT-style blocks, or "
+                        "one kept of every 2x2 (grid: mask ratio 0.75)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the masks (per image: seed, index)")
     parser.add_argument("--out", default="reconstructions.png", help="PNG file to write")
     parser.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
@@ -33,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(".png"):
         raise ValueError(f"--out must be a .png file, got {args.out}")
     rec = visualize(args.checkpoint, args.images, mask_ratio=args.mask_ratio, seed=args.seed,
-                    out=args.out, **model_overrides(args))
+                    out=args.out, mask_type=args.mask_type, **model_overrides(args))
     note = " (norm-pix predictions mapped back with each patch's own mean and std)" if rec.norm_pix else ""
-    print(f"wrote {args.out}: {len(rec.original)} images, mask ratio {args.mask_ratio}, "
+    print(f"wrote {args.out}: {len(rec.original)} images, {args.mask_type} mask, ratio {args.mask_ratio}, "
           f"loss {rec.loss:.4f}{note}")
     return 0

@@ -23,6 +23,7 @@ from ..data import (
     TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, steps_per_epoch,
 )
 from ..data.class_subsets import check_same_classes
+from ..masking import shape_noise
 from ..models import create_model
 from ..viz import reconstruct, save_curves, save_reconstruction_png
 from ..weights import load_weights
@@ -190,7 +191,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         imgs = _preview_batch(config, source, normalize, device)
         noise = torch.rand(len(imgs), num_patches, generator=generator(config.seed, PREVIEW_STREAM))
         mean, std = default_mean_std(config.in_chans)
-        rec = reconstruct(raw_model, imgs, config.mask_ratio, noise.to(device), mean, std)
+        rec = reconstruct(raw_model, imgs, config.mask_ratio, noise.to(device), mean, std, config.mask_type)
         arch = raw_model.config
         title = (f"ViT width {arch['embed_dim']}, depth {arch['depth']}, patch {arch['patch_size']}, "
                  f"{config.img_size}px: after {step} steps ({step / epoch_steps:.3g} epochs)")
@@ -207,6 +208,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
                 lr = warmup_cosine(step / epoch_steps, base_lr, config.min_lr, config.warmup_epochs, config.epochs)
                 set_lr(optimizer, lr)
                 noise = mask_noise(config.seed, step, global_batch, num_patches)  # [global batch, L]
+                noise = shape_noise(config.mask_type, noise, raw_model.grid_size, config.mask_ratio)
                 seed_global_rng(config.seed, step, env.rank)
                 step_loss = torch.zeros((), device=device)
             first_row = (micro * env.world_size + env.rank) * config.batch_size  # as TrainBatches

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from ..masking import check_mask_ratio
+from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type
 from ..models.zoo import CONFIGS, model_names
 from .config import flag
 
@@ -51,6 +51,9 @@ class PretrainConfig:
     norm_pix_loss: bool = _set(False, "predict each patch normalised by its own mean and variance "
                                "(the paper's best setting)")
     mask_ratio: float = _set(0.75, "fraction of patches removed, in [0, 1)")
+    mask_type: str = _set("random", "how the removed patches are chosen: at random (the paper's), "
+                          "in BEiT-style blocks, or one kept of every 2x2 (grid; mask ratio 0.75)",
+                          choices=MASK_TYPES)
     # optimisation
     epochs: int = _set(800, "training epochs")
     warmup_epochs: float = _set(40.0, "epochs of linear learning-rate warm-up (per iteration)")
@@ -114,6 +117,11 @@ class PretrainConfig:
             check_mask_ratio(self.mask_ratio)
         except ValueError:
             need(False, "mask_ratio", "must be in [0, 1) (1.0 would remove every patch)")
+        patch = self.patch_size or CONFIGS[self.model]["patch_size"]
+        try:
+            check_mask_type(self.mask_type, self.mask_ratio, (self.img_size // patch,) * 2)
+        except ValueError as err:
+            raise ValueError(f"{flag('mask_type')} {self.mask_type}: {err}") from None
         for name in ("epochs", "batch_size", "accum_iter", "img_size", "log_every", "keep_last",
                      "preview_images", "synthetic_size", "knn_images"):
             need(getattr(self, name) >= 1, name, "must be at least 1")

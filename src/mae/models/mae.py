@@ -114,13 +114,13 @@ class MaskedAutoencoder(VisionTransformer):
         return unpatchify(x, self.patch_embed.patch_size, grid or self.grid_size)
 
     # ----------------------------------------------------------------------------------
-    def forward_encoder(self, imgs, mask_ratio: float, noise=None):
+    def forward_encoder(self, imgs, mask_ratio: float, noise=None, mask_type: str = "random"):
         grid = self.patch_embed.grid_for(imgs)
         pos = self.pos_embed_for(grid)  # [1, 1 + L, D]
         n, length = imgs.shape[0], grid[0] * grid[1]
         # choose the kept patches first and embed only those: the embedding is a linear map
         # per patch, so this equals embedding all and gathering, at (1 - mask_ratio) the cost
-        ids_keep, ids_restore = mask_plan(n, length, mask_ratio, noise, imgs.device)  # [N, K], [N, L]
+        ids_keep, ids_restore = mask_plan(n, length, mask_ratio, noise, imgs.device, mask_type, grid)
         pixels = self.patch_embed.pixels(imgs)  # [N, L, C*p*p]
         pixels = torch.gather(pixels, 1, ids_keep.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))
         x = self.patch_embed.embed_pixels(pixels) + pos[0, 1:][ids_keep]  # [N, K, D]
@@ -168,11 +168,13 @@ class MaskedAutoencoder(VisionTransformer):
         # clamp keeps mask_ratio=0 finite (no removed patch: loss 0) without a host sync
         return (loss * mask).sum() / mask.sum().clamp_min(1)
 
-    def forward(self, imgs: torch.Tensor, mask_ratio: float | None = None, noise=None) -> MAEOutput:
-        """mask_ratio=None: the model's own (`self.mask_ratio`, from its config)."""
+    def forward(self, imgs: torch.Tensor, mask_ratio: float | None = None, noise=None,
+                mask_type: str = "random") -> MAEOutput:
+        """mask_ratio=None: the model's own (`self.mask_ratio`, from its config).
+        mask_type: random, block or grid (see mae.masking); any of them from `noise` [N, L]."""
         mask_ratio = self.mask_ratio if mask_ratio is None else mask_ratio
         grid = self.patch_embed.grid_for(imgs)
-        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise, mask_type)
         pred = self.forward_decoder(latent, ids_restore, grid)
         loss = self.forward_loss(imgs, pred, mask)
         return MAEOutput(loss=loss, pred=pred, mask=mask, ids_restore=ids_restore)
