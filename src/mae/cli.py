@@ -13,6 +13,7 @@ COMMANDS = {
     "finetune": "mae.commands.finetune",
     "linprobe": "mae.commands.linprobe",
     "eval": "mae.commands.evaluate",
+    "corrupt": "mae.commands.corrupt",
     "visualize": "mae.commands.visualize",
     "convert": "mae.commands.convert",
     "bench": "mae.commands.bench",

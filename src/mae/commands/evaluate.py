@@ -1,8 +1,14 @@
-"""`mae eval`: top-1 / top-5 accuracy of a classifier on a labelled image folder.
+"""`mae eval`: top-1 / top-5 accuracy of a classifier on a labelled image folder, or robustness.
 
     mae eval --checkpoint runs/ft --data ~/imagenet/val
-    mae eval --checkpoint mae_finetuned_vit_base.pth --data ~/imagenet-r \\
-        --class-map imagenet_r_classes.txt          # 200 classes scored against 1000 outputs
+    mae eval --checkpoint runs/ft --data ~/birds/test --class-map birds_in_head.txt
+    mae eval --checkpoint mae_finetuned_vit_base.pth --imagenet-c ~/imagenet-c \\
+        --imagenet-a ~/imagenet-a --imagenet-r ~/imagenet-r --imagenet-sketch ~/sketch \\
+        --output robustness.json                   # + robustness.md: mCE, per-corruption errors
+
+ImageNet-A and -R are scored over their 200 classes of a 1000-class head (the class lists
+ship with mae), ImageNet-C and -Sketch over all 1000; a head trained on the folders' own
+classes (e.g. `mae corrupt` applied to one's own data) is scored directly.
 """
 
 import argparse
@@ -20,9 +26,12 @@ from ..engine.downstream_config import EvalConfig
 from ..engine.files import write_text_atomic
 from ..engine.precision import resolve_precision
 from ..models.classifier import build_classifier
+from ..robustness.report import markdown
+from ..robustness.suite import plan_suite, run_suite
 from ..weights import MODEL_FILE
 
-HELP = "evaluate a classifier (top-1 / top-5) on a labelled image folder, or a class subset of it"
+HELP = ("evaluate a classifier (top-1 / top-5) on a labelled image folder, a class subset of it, or "
+        "the robustness benchmarks (ImageNet-C mCE, -A, -R, -Sketch)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
                                 img_size=config.img_size)
     num_outputs = model.num_classes
     img_size = model.config["img_size"][0]
+    env = distributed.DistEnv(device=device)
+    normalize = Normalize(*default_mean_std(model.config["in_chans"])).to(device)
+
+    def score(source, subset, crop_fraction=None) -> dict:
+        loader = eval_loader(source, img_size, model.config["in_chans"], config.batch_size, config.num_workers,
+                             env, crop_fraction)
+        return evaluate_classifier(model.to(device), loader, normalize, device, precision, subset)
+
+    if config.robustness_folders():
+        return robustness(config, path, num_outputs, score)
     data = evaluation_data(config, img_size)
 
     # every check before any compute
@@ -81,14 +100,23 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(data.classes)} classes; to score a subset of the head's classes, give --class-map"
             )
 
-    env = distributed.DistEnv(device=device)
-    loader = eval_loader(data, img_size, model.config["in_chans"], config.batch_size, config.num_workers, env)
-    normalize = Normalize(*default_mean_std(model.config["in_chans"])).to(device)
-    metrics = evaluate_classifier(model.to(device), loader, normalize, device, precision, subset)
+    metrics = score(data, subset)
     scored = f"{len(data.classes)} of {num_outputs} classes" if subset else f"{num_outputs} classes"
     print(f"{path} on {data!r} ({scored}): top-1 {metrics['top1']:.2f}%, top-5 {metrics['top5']:.2f}%, "
           f"loss {metrics['loss']:.4f}, {metrics['count']} images")
     if config.output:
         result = dict(metrics, checkpoint=path, data=config.data or SYNTHETIC, class_map=config.class_map)
         write_text_atomic(config.output, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def robustness(config: EvalConfig, path: str, num_outputs: int, score) -> int:
+    tasks = plan_suite(config.robustness_folders(), num_outputs)  # every check before any compute
+    report = run_suite(tasks, score)
+    text = markdown(report, path)
+    print(text, end="")
+    if config.output:
+        result = {"checkpoint": path, "benchmarks": report}
+        write_text_atomic(config.output, json.dumps(result, indent=2) + "\n")
+        write_text_atomic(Path(config.output).with_suffix(".md"), text)
     return 0

@@ -85,15 +85,29 @@ def read_class_mapping(
 
 @dataclass(frozen=True)
 class ClassSubset:
-    """The dataset's classes (in label order) and the head output each one is scored by."""
+    """The dataset's classes (in label order) and the head output each one is scored by.
+
+    By default the prediction is among the dataset's classes only. With `scored`, it is among
+    those head outputs instead (a superset of head_indices: e.g. all 200 classes of ImageNet-R
+    when the folder holds some of them, or all 1000 outputs).
+    """
 
     names: tuple[str, ...]
     head_indices: tuple[int, ...]
+    scored: tuple[int, ...] | None = None
 
     def restrict(self, logits: torch.Tensor) -> torch.Tensor:
-        """[N, num_classes] head logits -> [N, len(names)], column j for dataset class j."""
-        index = torch.as_tensor(self.head_indices, device=logits.device)
+        """[N, num_classes] head logits -> [N, K]: the scored outputs (default: column j for class j)."""
+        index = torch.as_tensor(self.scored or self.head_indices, device=logits.device)
         return logits.index_select(-1, index)
+
+    def relabel(self, labels: torch.Tensor) -> torch.Tensor:
+        """Dataset labels -> columns of `restrict`'s logits."""
+        if self.scored is None:
+            return labels
+        column = {output: j for j, output in enumerate(self.scored)}
+        table = torch.as_tensor([column[i] for i in self.head_indices], device=labels.device)
+        return table[labels]
 
 
 def class_subset(

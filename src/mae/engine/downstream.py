@@ -102,8 +102,10 @@ def eval_crop_fraction(img_size: int) -> float:
 
 
 def eval_loader(source: ImageSource, img_size: int, channels: int, batch_size: int, num_workers: int,
-                env: distributed.DistEnv):
-    view = KeyedImages(source, ResizeCenterCrop(img_size, eval_crop_fraction(img_size), channels))
+                env: distributed.DistEnv, crop_fraction: float | None = None):
+    """Resize + centre crop (default: the official evaluation view), batches in index order."""
+    crop_fraction = eval_crop_fraction(img_size) if crop_fraction is None else crop_fraction
+    view = KeyedImages(source, ResizeCenterCrop(img_size, crop_fraction, channels))
     batches = EvalBatches(len(source), batch_size, env.world_size, env.rank)
     return make_loader(view, batches, num_workers, pin_memory=env.device.type == "cuda")
 
@@ -137,7 +139,7 @@ def evaluate_classifier(
                 logits = model(imgs)
             logits = logits.float()  # [B, K]
             if subset is not None:
-                logits = subset.restrict(logits)
+                logits, labels = subset.restrict(logits), subset.relabel(labels)
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # [B, top]
             hits = top == labels[:, None]
             sums += torch.stack([

@@ -165,16 +165,36 @@ class EvalConfig:
     train_classes: str | None = _opt("folder whose subfolders name the head's classes in order (the "
                                      "training set), for a --class-map with names alone", metavar="DIR")
     synthetic_val_size: int = _set(1024, "validation images of the built-in dataset")
+    imagenet_c: str | None = _opt("robustness: an ImageNet-C layout (corruption/severity/class/), e.g. "
+                                  "ImageNet-C itself or `mae corrupt`'s output: top-1 error per "
+                                  "corruption and severity, mCE", metavar="DIR")
+    imagenet_a: str | None = _opt("robustness: ImageNet-A (200 class folders), scored over its 200 "
+                                  "classes", metavar="DIR")
+    imagenet_r: str | None = _opt("robustness: ImageNet-R (200 class folders), scored over its 200 "
+                                  "classes", metavar="DIR")
+    imagenet_sketch: str | None = _opt("robustness: ImageNet-Sketch (1000 class folders)", metavar="DIR")
     img_size: int | None = _opt("input resolution (default: the checkpoint's)")
     batch_size: int = _set(128, "images per evaluation step")
     num_workers: int = _set(4, "data loader worker processes")
     precision: str = _set("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)
     device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
     threads: int | None = _opt("torch intra-op CPU threads (default: torch's choice)")
-    output: str | None = _opt("also write the results to this JSON file", metavar="FILE.json")
+    output: str | None = _opt("also write the results to this JSON file (robustness: and the "
+                              "Markdown report beside it, FILE.md)", metavar="FILE.json")
+
+    def robustness_folders(self) -> dict[str, str]:
+        """{benchmark: folder} of the robustness flags given."""
+        names = ("imagenet_c", "imagenet_a", "imagenet_r", "imagenet_sketch")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def __post_init__(self):
         _need(self, self.checkpoint is not None, "checkpoint", "is required")
+        if self.robustness_folders():
+            for name in ("data", "class_map", "train_classes"):
+                _need(self, getattr(self, name) is None, name, "applies to one labelled folder, not to "
+                      "the robustness benchmarks (--imagenet-c/-a/-r/-sketch)")
+            _need(self, not str(self.output).endswith(".md"), "output", "names the JSON file (the "
+                  "Markdown report is written beside it as .md)")
         for name in ("batch_size", "synthetic_val_size"):
             _need(self, getattr(self, name) >= 1, name, "must be at least 1")
         _need(self, self.num_workers >= 0, "num_workers", "must not be negative")
