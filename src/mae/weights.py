@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import interop
+from .checksums import CHECKSUMS_KEY, CorruptFile, tensor_checksums, verify_tensors
 from .models import MaskedAutoencoder, VisionTransformer
 from .models.pos_embed import grid_from_length, resample_pos_embed
 from .models.zoo import CONFIGS
@@ -80,18 +81,48 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, extra_metadata: 
 
 def write_safetensors(state: dict, path, kind: str, config: dict, extra_metadata: dict | None = None):
     """Tensors plus our metadata (format, kind, config) as one safetensors file, atomically."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     metadata = {FORMAT_KEY: "1", KIND_KEY: kind, CONFIG_KEY: json.dumps(config)}
     metadata.update(extra_metadata or {})
+    write_tensors(state, path, metadata)
+
+
+def write_tensors(state: dict, path, metadata: dict | None = None) -> None:
+    """A safetensors file whose metadata also holds the tensors' checksums, written atomically."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    metadata = dict(metadata or {}, **{CHECKSUMS_KEY: json.dumps(tensor_checksums(tensors))})
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
+def _opened(path):
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except Exception as err:  # safetensors' own error type: a torn, truncated or foreign file
+        raise CorruptFile(f"cannot read {path} as safetensors ({err}): not a safetensors file, or a "
+                          "truncated one") from None
+
+
+def safetensors_keys(path: str | os.PathLike) -> list[str]:
+    """The tensor names of a safetensors file (only its header is read)."""
+    with _opened(path) as f:
+        return list(f.keys())
+
+
 def read_safetensors(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(tensors, metadata) of a safetensors file, checked against its checksums when it has them."""
     tensors = {}
-    with safe_open(str(path), framework="pt", device="cpu") as f:
+    with _opened(path) as f:
         metadata = f.metadata() or {}
-        for key in f.keys():
-            tensors[key] = f.get_tensor(key)
+        try:
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+        except Exception as err:
+            raise CorruptFile(f"cannot read {path}: {err} (a truncated or damaged file)") from None
+    if CHECKSUMS_KEY in metadata:
+        try:
+            manifest = json.loads(metadata[CHECKSUMS_KEY])
+        except json.JSONDecodeError:
+            raise CorruptFile(f"{path} is corrupt: its checksum manifest is not valid JSON") from None
+        verify_tensors(tensors, manifest, str(path))
     return tensors, metadata
 
 
@@ -282,10 +313,7 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
                 f"(config.json), nor a folder with {MODEL_FILE}"
             )
     if path.suffix == ".safetensors":
-        try:
-            state, metadata = read_safetensors(path)
-        except Exception as err:  # safetensors' own error types
-            raise ValueError(f"cannot read {path} as safetensors ({err})") from None
+        state, metadata = read_safetensors(path)
         return state, {}, metadata, str(path)
     obj = read_pth(path)
     try:

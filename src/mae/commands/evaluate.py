@@ -23,7 +23,7 @@ from ..engine import distributed
 from ..engine.config import add_config_arguments, config_from_args
 from ..engine.downstream import BEST_DIR, SYNTHETIC_VAL_SEED, eval_loader, evaluate_classifier
 from ..engine.downstream_config import EvalConfig
-from ..engine.files import write_text_atomic
+from ..engine.files import check_output_file, write_text_atomic
 from ..engine.precision import resolve_precision
 from ..models.classifier import build_classifier
 from ..robustness.report import markdown
@@ -57,6 +57,8 @@ def evaluation_data(config: EvalConfig, img_size: int):
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(EvalConfig, args)
+    if config.output:
+        check_output_file(config.output, "--output")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = distributed.resolve_device(config.device)

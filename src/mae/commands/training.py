@@ -1,5 +1,6 @@
 """What the training commands (pretrain, finetune, linprobe) share: flags from a config
-class, data warnings as plain lines, a divergence as a message and exit status 1."""
+class, data and checkpoint warnings as plain lines, a divergence or a full disk as a message
+and exit status 1, a stop on SIGTERM / SIGINT as a message and exit status 128 + signal."""
 
 import argparse
 import os
@@ -8,8 +9,11 @@ import warnings
 from collections.abc import Callable
 
 from ..data import DataWarning
+from ..engine.checkpoint import CheckpointWarning
 from ..engine.config import add_config_arguments, config_from_args
+from ..engine.disk import DiskFull
 from ..engine.run_plan import TrainingDiverged
+from ..engine.stops import TrainingStopped
 
 
 def is_main_process() -> bool:
@@ -29,7 +33,7 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
     default_showwarning = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, DataWarning):  # they name the files: one plain line is enough
+        if issubclass(category, (DataWarning, CheckpointWarning)):  # they name the files: one line is enough
             print(f"mae {command}: warning: {message}", file=sys.stderr)
         else:
             default_showwarning(message, category, filename, lineno, file, line)
@@ -37,10 +41,14 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
     warnings.showwarning = show
     try:
         result = train(config)
-    except TrainingDiverged as err:
+    except (TrainingDiverged, DiskFull) as err:
         if is_main_process():
-            print(f"mae {command}: stopped: {err}", file=sys.stderr)
+            print(f"mae {command}: stopped: {err.strerror if isinstance(err, DiskFull) else err}", file=sys.stderr)
         return 1
+    except TrainingStopped as err:
+        if is_main_process():
+            print(f"mae {command}: {err}", file=sys.stderr)
+        return err.exit_code
     finally:
         warnings.showwarning = default_showwarning
     if is_main_process():

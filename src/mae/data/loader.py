@@ -1,5 +1,7 @@
 """From a `--data` value to batches: choosing the source, checking it, the keyed dataset, the loader."""
 
+import ctypes
+import signal
 import warnings
 from pathlib import Path
 
@@ -96,8 +98,22 @@ class KeyedImages(Dataset):
         raise ValueError(f"16 images in a row from {self.source.name(index)} on failed to decode")
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process when the process that forked it ends."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: torch's own watchdog ends the worker soon after
+        pass
+
+
 def _single_threaded_worker(_worker_id: int) -> None:
     torch.set_num_threads(1)  # workers decode with Pillow; torch threads would only compete
+    # A stop is the training process's business: it finishes its step and saves, then ends
+    # the workers. Ctrl-C reaches the whole process group, so workers must not die of it first.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    _die_with_parent()
 
 
 def make_loader(dataset: Dataset, batches, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:

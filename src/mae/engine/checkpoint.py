@@ -9,21 +9,37 @@ reader takes for a checkpoint), each file fsynced, then renamed into place in on
 Loading never unpickles: tensors come from safetensors, everything else from JSON.
 Nested training state (dicts with int keys, tuples, lists, tensors, numbers) round-trips
 exactly through `pack` / `unpack`.
+
+Each safetensors file carries the checksums of its tensors (mae.checksums), and
+state.safetensors the SHA-256 of state.json; `load_checkpoint` checks all of them, so a
+torn, truncated or bit-flipped checkpoint is reported (CorruptFile, naming the file)
+instead of loading. Resuming from a run directory skips such a checkpoint, with a warning,
+for the newest one that verifies.
 """
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from ..weights import MODEL_FILE, atomic_write, read_safetensors, save_model
+from ..checksums import CorruptFile
+from ..weights import MODEL_FILE, atomic_write, read_safetensors, save_model, write_tensors
+from .disk import reporting_full_disk, require_free
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+STATE_JSON_DIGEST = "mae.state_json_sha256"  # in state.safetensors' metadata
+SET_ASIDE = ".set-aside-"  # checkpoints a resumed run left behind: kept, never read, never cleaned
+HEADERS = 2**20  # bytes allowed for the files' headers and state.json when checking free space
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was skipped or set aside; the message names it."""
 
 
 # ---------------------------------------------------------------- nested state <-> JSON + tensors
@@ -72,6 +88,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _verifies(path: Path) -> bool:
+    try:
+        verify_checkpoint(path)
+        return True
+    except CorruptFile:
+        return False
+
+
 def is_complete(path: Path) -> bool:
     return (
         not path.name.startswith(".")
@@ -82,16 +106,34 @@ def is_complete(path: Path) -> bool:
 
 
 def load_training_state(path: str | Path) -> dict:
-    """The training state saved with a checkpoint (without the model weights)."""
+    """The training state saved with a checkpoint (without the model weights), verified."""
     path = Path(path)
-    skeleton = json.loads((path / STATE_JSON).read_text())
-    return unpack(skeleton, load_file(str(path / STATE_TENSORS)))
+    tensors, metadata = read_safetensors(path / STATE_TENSORS)
+    raw = (path / STATE_JSON).read_bytes()
+    digest = metadata.get(STATE_JSON_DIGEST)
+    if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
+        raise CorruptFile(f"{path / STATE_JSON} is corrupt: its bytes changed since the checkpoint was written")
+    try:
+        return unpack(json.loads(raw.decode("utf-8")), tensors)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptFile(f"{path / STATE_JSON} is corrupt: not valid JSON ({err})") from None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise CorruptFile(f"{path / STATE_JSON} does not match {path / STATE_TENSORS} (no tensor {err})") from None
 
 
 def load_model_state(path: str | Path) -> dict:
-    """The model weights of a checkpoint, as a state dict."""
+    """The model weights of a checkpoint, as a state dict, verified."""
     tensors, _ = read_safetensors(Path(path) / MODEL_FILE)
     return tensors
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Read every file of a checkpoint back and check it; CorruptFile naming the file if not."""
+    for read in (load_model_state, load_training_state):
+        try:
+            read(path)
+        except OSError as err:  # a file vanished or cannot be read
+            raise CorruptFile(f"cannot read checkpoint {path}: {err}") from None
 
 
 class CheckpointManager:
@@ -116,31 +158,54 @@ class CheckpointManager:
         found = self.complete()
         return found[-1] if found else None
 
+    def newest_verified(self) -> Path | None:
+        """The newest checkpoint that verifies (None if there is none)."""
+        return next((p for p in reversed(self.complete()) if _verifies(p)), None)
+
     def clean_incomplete(self) -> None:
         """Remove temporary directories left by a save that was killed."""
         if self.directory.is_dir():
             for p in self.directory.iterdir():
-                if p.name.startswith(".") and p.is_dir():
+                if p.name.startswith(".") and not p.name.startswith(SET_ASIDE) and p.is_dir():
                     shutil.rmtree(p, ignore_errors=True)
 
+    def set_aside_after(self, kept: Path) -> list[Path]:
+        """Hide the checkpoints newer than `kept` (the one a run resumes from: newer ones failed
+        to verify, or belong to the stretch of the run being redone) as .set-aside-NAME."""
+        moved = []
+        for path in self.complete():
+            if path.name > kept.name:
+                target = self.directory / f"{SET_ASIDE}{path.name}"
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(path, target)
+                moved.append(target)
+        return moved
+
     def save(self, step: int, model: torch.nn.Module, state: dict) -> Path:
-        """Write weights + training state as checkpoint `step`, then drop the oldest beyond K."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write weights + training state as checkpoint `step`, then drop the oldest beyond K.
+        A full disk is reported (DiskFull) before writing when it can be foreseen; the older
+        checkpoints stay intact either way."""
         final = self.directory / self.name_for(step)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.directory))
-        try:
-            save_model(model, tmp / MODEL_FILE)
-            tensors = {}
-            skeleton = pack(state, tensors)
-            atomic_write(tmp / STATE_TENSORS, lambda p: save_file(tensors, p))
-            atomic_write(tmp / STATE_JSON, lambda p: Path(p).write_text(json.dumps(skeleton)))
-            os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
-            if final.exists():  # the same step saved again: move the old one aside first
-                os.replace(final, tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=self.directory))
-            os.replace(tmp, final)
-            _fsync_dir(self.directory)
-        finally:
-            self.clean_incomplete()
+        tensors = {}
+        text = json.dumps(pack(state, tensors))
+        needed = HEADERS + sum(t.nbytes for t in [*model.state_dict().values(), *tensors.values()])
+        what = f"checkpoint {final.name}"
+        with reporting_full_disk(self.directory, needed, what):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            require_free(self.directory, needed, what)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.directory))
+            try:
+                save_model(model, tmp / MODEL_FILE)
+                digest = {STATE_JSON_DIGEST: hashlib.sha256(text.encode()).hexdigest()}
+                write_tensors(tensors, tmp / STATE_TENSORS, digest)
+                atomic_write(tmp / STATE_JSON, lambda p: Path(p).write_text(text))
+                os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
+                if final.exists():  # the same step saved again: move the old one aside first
+                    os.replace(final, tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=self.directory))
+                os.replace(tmp, final)
+                _fsync_dir(self.directory)
+            finally:
+                self.clean_incomplete()
         self.prune()
         return final
 
@@ -151,18 +216,37 @@ class CheckpointManager:
             os.replace(old, hidden)
             shutil.rmtree(hidden, ignore_errors=True)
 
+    def newest_good(self) -> Path | None:
+        """The newest checkpoint that verifies; each newer one that does not is named in a
+        warning. None when there is no checkpoint; CorruptFile when none verifies."""
+        failures = []
+        for path in reversed(self.complete()):
+            try:
+                verify_checkpoint(path)
+            except CorruptFile as err:
+                failures.append(str(err))
+                continue
+            for failure in failures:
+                warnings.warn(f"skipping a checkpoint that does not verify: {failure}; resuming from "
+                              f"{path.name}", CheckpointWarning, stacklevel=2)
+            return path
+        if failures:
+            raise CorruptFile(f"no checkpoint in {self.directory} verifies: " + "; ".join(failures))
+        return None
+
     def resolve(self, resume: str | None) -> Path | None:
-        """`--resume` -> a checkpoint directory: None, "auto" (newest here, if any), or a path
-        to a checkpoint or to a run directory (its newest)."""
+        """`--resume` -> a verified checkpoint directory: None, "auto" (the newest good one here,
+        if any), or a path to a checkpoint or to a run directory (its newest good one)."""
         if resume is None:
             return None
         if resume == "auto":
-            return self.latest()
+            return self.newest_good()
         path = Path(resume)
         if is_complete(path):
+            verify_checkpoint(path)
             return path
         if (path / "checkpoints").is_dir():
-            found = CheckpointManager(path / "checkpoints", prefix=self.prefix).latest()
+            found = CheckpointManager(path / "checkpoints", prefix=self.prefix).newest_good()
             if found is None:
                 raise ValueError(f"--resume {resume}: the run directory has no complete checkpoint")
             return found

@@ -83,12 +83,20 @@ def all_reduce_mean(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return tensor / env.world_size
 
 
-def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+def _all_reduce(tensor: torch.Tensor, env: DistEnv, op) -> torch.Tensor:
     if not env.distributed:
         return tensor
     tensor = tensor.clone()
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    dist.all_reduce(tensor, op=op)
     return tensor
+
+
+def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    return _all_reduce(tensor, env, dist.ReduceOp.SUM)
+
+
+def all_reduce_max(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    return _all_reduce(tensor, env, dist.ReduceOp.MAX)
 
 
 def wrap(model: torch.nn.Module, env: DistEnv) -> torch.nn.Module:

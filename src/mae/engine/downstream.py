@@ -38,8 +38,11 @@ from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress
 from .optim import optimizer_step, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
+from .resume_check import data_identity
+from .run_lock import unlock_run_dir
 from .run_plan import plan_run, read_losses
 from .seeding import generator, seed_global_rng
+from .stops import StopOnSignal, TrainingStopped
 
 SYNTHETIC_TRAIN_SEED = 0  # the images `mae pretrain` sees by default
 SYNTHETIC_VAL_SEED = 1000  # other images of the same classes
@@ -194,6 +197,7 @@ def train_classifier(config: DownstreamConfig, recipe: Recipe) -> DownstreamResu
     try:
         return _train(config, recipe, env)
     finally:
+        unlock_run_dir(Path(config.output_dir))
         distributed.teardown(env)
 
 
@@ -221,18 +225,20 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
         train_source, val_source = synthetic_sources(config, img_size)
     channels = raw_model.config["in_chans"]
     raw_model = raw_model.to(device)
+    data = data_identity(config.data, train_source, val_source)
     epoch_steps = steps_per_epoch(len(train_source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
 
     optimizer = recipe.optimizer(config, raw_model, base_lr)
     scaler = grad_scaler(precision, device)
-    step, best_top1, last_top1 = 0, None, None
-    state = plan.resumed_state(epoch_steps)
+    step, best_top1, last_top1, epoch_loss = 0, None, None, 0.0
+    state = plan.resumed_state(epoch_steps, config, data)
     if state is not None:
         _load_resumed(raw_model, resume_from, state)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step, best_top1, last_top1 = state["step"], state["best_top1"], state["top1"]
+        epoch_loss = state.get("epoch_loss", 0.0)  # the summed losses of a stopped epoch's steps
 
     model = distributed.wrap(raw_model, env)
     normalize = Normalize(*default_mean_std(channels)).to(device)
@@ -245,7 +251,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     val_loader = eval_loader(val_source, img_size, channels, config.eval_batch_size or config.batch_size,
                              config.num_workers, env)
 
-    summary = plan.start(config, env, epoch_steps, total_steps)
+    summary = plan.start(config, env, epoch_steps, total_steps, raw_model)
     logger = MetricsLogger(run_dir, env.is_main, resume_step=step if resume_from is not None else None)
     progress = Progress(total_steps, step, env.is_main, recipe.name)
     trainable = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
@@ -256,7 +262,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
         progress.write(f"resuming from {resume_from} (step {step})")
 
     window: list[torch.Tensor] = []
-    epoch_loss = torch.zeros((), device=device)
+    epoch_loss = torch.tensor(epoch_loss, device=device)
     lr = base_lr
     window_start = time.perf_counter()
 
@@ -280,19 +286,24 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
         progress.write(f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, val top-1 "
                        f"{metrics['top1']:.2f}%, top-5 {metrics['top5']:.2f}%, loss {metrics['loss']:.4f} "
                        f"(best top-1 {best_top1:.2f}%)")
+        if env.is_main and improved:
+            save_model(recipe.export(raw_model), run_dir / "checkpoints" / BEST_DIR / "model.safetensors",
+                       {"mae.best": f"epoch {epoch + 1}, step {step}, val top-1 {last_top1:.4f}"})
+        save_checkpoint()
+
+    def save_checkpoint() -> None:
         if env.is_main:
-            exported = recipe.export(raw_model)
-            if improved:
-                save_model(exported, run_dir / "checkpoints" / BEST_DIR / "model.safetensors",
-                           {"mae.best": f"epoch {epoch + 1}, step {step}, val top-1 {last_top1:.4f}"})
-            checkpoints.save(step, exported, {
-                "step": step, "epoch": epoch + 1, "global_batch": global_batch, "steps_per_epoch": epoch_steps,
-                "lr": lr, "top1": last_top1, "best_top1": best_top1, "head": raw_model.head.state_dict(),
+            checkpoints.save(step, recipe.export(raw_model), {
+                "step": step, "epoch": step / epoch_steps, "global_batch": global_batch,
+                "steps_per_epoch": epoch_steps, "lr": lr, "top1": last_top1, "best_top1": best_top1,
+                "epoch_loss": float(epoch_loss), "head": raw_model.head.state_dict(),
                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "config": config_to_dict(config),
+                "config": config_to_dict(config), "data": data,
             })
         distributed.barrier(env)
 
+    stop = StopOnSignal()
+    stop.install()
     try:
         model.train()
         micro = 0
@@ -333,7 +344,13 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
                 window_start = time.perf_counter()
             if epoch_end:
                 end_of_epoch(step // epoch_steps - 1)
+            if step < total_steps and stop.agreed(env, step, config.log_every):
+                if not epoch_end:
+                    save_checkpoint()
+                raise TrainingStopped(stop.stopped_message(recipe.name, step, total_steps, checkpoints.latest(),
+                                                           run_dir), stop.signum)
     finally:
+        stop.restore()
         progress.close()
         logger.close()
     return DownstreamResult(run_dir, step, last_top1, best_top1, checkpoints.latest())

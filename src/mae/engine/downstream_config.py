@@ -6,11 +6,16 @@ Both share the data, schedule and run settings of `DownstreamConfig`.
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .config import flag
-from .pretrain_config import PRECISIONS
+from .pretrain_config import PRECISIONS, RESUME_HELP
 
 POOLS = ("avg", "token")
+RESUMABLE = (
+    "resume", "output_dir", "epochs", "device", "threads", "precision", "num_workers", "batch_size",
+    "accum_iter", "effective_batch", "eval_batch_size", "log_every", "keep_last",
+)
 
 
 def _opt(help_text: str, **extra):
@@ -68,13 +73,13 @@ class DownstreamConfig:
     threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
     output_dir: str = _set("runs/finetune", "run directory: config.yaml, metrics.jsonl, checkpoints/",
                            metavar="DIR")
-    resume: str | None = _opt("'auto': continue from the newest complete checkpoint in the run "
-                              "directory if there is one; or a checkpoint / run directory",
-                              metavar="auto|PATH")
+    resume: str | None = _opt(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
     keep_last: int = _set(2, "epoch checkpoints to keep (the best one is kept apart)")
     log_every: int = _set(20, "log the training loss every N optimizer steps")
     eval_batch_size: int | None = _opt("images per process per evaluation step (default: "
                                        "--batch-size)")
+
+    MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
 
     def __post_init__(self):
         self.validate()

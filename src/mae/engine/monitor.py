@@ -14,10 +14,26 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of OUT/metrics.jsonl. A torn last line (the run died while writing it) is
+    left out; any other line that is not a JSON object is an error naming the file and line."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_bytes().decode("utf-8", "replace").split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):  # no newline after it: a write cut short
+                break
+            raise ValueError(f"{path} line {number} is not a JSON record ({err}); remove or fix that line") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path} line {number} is not a JSON object: {line[:60]!r}")
+        records.append(record)
+    return records
 
 
 class MetricsLogger:
@@ -25,7 +41,7 @@ class MetricsLogger:
 
     A fresh run starts the file anew. A resumed run keeps the records up to the step it
     resumes from and drops later ones (written after that checkpoint by the run that was
-    stopped), so the file reads as one uninterrupted run.
+    stopped) and a torn last line, so the file reads as one uninterrupted run.
     """
 
     def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = False,

@@ -36,8 +36,11 @@ from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
 from .pretrain_config import PretrainConfig
+from .resume_check import data_identity
+from .run_lock import unlock_run_dir
 from .run_plan import TrainingDiverged, plan_run, read_losses
 from .seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
+from .stops import StopOnSignal, TrainingStopped
 
 
 @dataclass
@@ -55,6 +58,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     try:
         return _pretrain(config, env)
     finally:
+        unlock_run_dir(Path(config.output_dir))
         distributed.teardown(env)
 
 
@@ -110,6 +114,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         warnings.filterwarnings("ignore", category=DataWarning)
     source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
     check_image_sizes(source, config.img_size, config.strict_data)
+    data = data_identity(config.data, source)
     knn_loaders = _knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
@@ -120,7 +125,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     optimizer = adamw(param_groups(raw_model, config.weight_decay), base_lr, config.betas)
     scaler = grad_scaler(precision, device)
     step, epoch_loss = 0, [0.0, 0]  # [sum, count] over this epoch's steps so far
-    state = plan.resumed_state(epoch_steps)
+    state = plan.resumed_state(epoch_steps, config, data)
     if state is not None:
         load_weights(raw_model, load_model_state(resume_from), str(resume_from))
         optimizer.load_state_dict(state["optimizer"])
@@ -139,7 +144,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     num_patches = raw_model.patch_embed.num_patches
 
     # ---- run directory (rank 0 writes, the others only compute)
-    summary = plan.start(config, env, epoch_steps, total_steps)
+    summary = plan.start(config, env, epoch_steps, total_steps, raw_model)
     logger = MetricsLogger(run_dir, env.is_main, config.tensorboard,
                            resume_step=step if resume_from is not None else None)
     progress = Progress(total_steps, step, env.is_main, "pretrain")
@@ -151,7 +156,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         progress.write(f"resuming from {resume_from} (step {step}){done}")
 
     window: list[torch.Tensor] = []  # per-step losses on the device, not yet read
-    last_loss = None
+    last_loss, saved_step = None, None
     lr = base_lr
     window_start = time.perf_counter()
 
@@ -171,18 +176,20 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         window_start = time.perf_counter()
 
     def save_checkpoint() -> None:
+        nonlocal saved_step
         log_window()  # never save past a loss that was not checked
         finite = torch.stack([p.detach().isfinite().all() for p in raw_model.parameters()]).all()
         if not bool(finite):
             raise TrainingDiverged(f"the weights are no longer finite after step {step}; stopping "
-                                   f"without saving. Last good checkpoint: {checkpoints.latest() or 'none yet'}.")
+                                   f"without saving. Last good checkpoint: {checkpoints.newest_verified() or 'none yet'}.")
         if env.is_main:
             checkpoints.save(step, raw_model, {
                 "step": step, "epoch": step / epoch_steps, "epoch_loss": epoch_loss,
                 "global_batch": global_batch, "steps_per_epoch": epoch_steps, "lr": lr,
                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "config": config_to_dict(config),
+                "config": config_to_dict(config), "data": data,
             })
+        saved_step = step
         distributed.barrier(env)
 
     def write_pictures(name: str) -> None:
@@ -200,6 +207,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         if records:
             save_curves(records, run_dir / "loss.png", keys=("loss", "lr"), x_key="step")
 
+    stop = StopOnSignal()
+    stop.install()
     try:
         model.train()
         micro = 0
@@ -255,8 +264,14 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
             if epoch_end and config.preview_every_epochs and (epoch + 1) % config.preview_every_epochs == 0:
                 write_pictures(f"reconstruction-epoch{epoch + 1:04d}.png")
                 window_start = time.perf_counter()
+            if step < total_steps and stop.agreed(env, step, config.log_every):
+                if saved_step != step:
+                    save_checkpoint()
+                raise TrainingStopped(stop.stopped_message("pretrain", step, total_steps, checkpoints.latest(),
+                                                           run_dir), stop.signum)
         write_pictures("reconstruction.png")
     finally:
+        stop.restore()
         progress.close()
         logger.close()
     return PretrainResult(run_dir, step, last_loss, checkpoints.latest())

@@ -1,6 +1,7 @@
 """Every setting of `mae pretrain`, with the official recipe's defaults (ViT-B, 800 epochs)."""
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type
 from ..models.zoo import CONFIGS, model_names
@@ -10,6 +11,18 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ARCH_FIELDS = (
     "patch_size", "embed_dim", "depth", "num_heads",
     "decoder_embed_dim", "decoder_depth", "decoder_num_heads",
+)
+# what a resumed run may set differently (everything else must match the checkpoint's run)
+RESUMABLE = (
+    "resume", "output_dir", "epochs", "device", "threads", "precision", "compile", "num_workers",
+    "batch_size", "accum_iter", "effective_batch", "strict_data", "log_every", "save_every_steps",
+    "save_every_epochs", "keep_last", "preview_every_epochs", "preview_images", "knn_every_epochs",
+    "knn_val_data", "knn_images", "tensorboard",
+)
+RESUME_HELP = (
+    "'auto': continue from the newest checkpoint in the run directory that verifies (if there is "
+    "one); or a checkpoint / run directory. A resume must use the run's data and settings, except "
+    "(the global batch staying the same): {}"
 )
 
 
@@ -79,9 +92,7 @@ class PretrainConfig:
     threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
     output_dir: str = _set("runs/pretrain", "run directory: config.yaml, metrics.jsonl, "
                            "checkpoints/, pictures", metavar="DIR")
-    resume: str | None = _opt("'auto': continue from the newest complete checkpoint in the "
-                              "run directory if there is one; or a checkpoint / run directory",
-                              metavar="auto|PATH")
+    resume: str | None = _opt(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
     save_every_steps: int = _set(0, "also save a checkpoint every N optimizer steps (0: only at "
                                  "epoch ends)")
     save_every_epochs: int = _set(1, "save a checkpoint every N epochs (and always at the end)")
@@ -100,6 +111,8 @@ class PretrainConfig:
                            "images used by the k-NN monitor")
     tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard; needs the "
                              "'tensorboard' package)")
+
+    MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
 
     def __post_init__(self):
         self.validate()

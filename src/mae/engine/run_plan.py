@@ -1,15 +1,20 @@
 """What every training loop derives from its config before it reads data or computes:
 device and precision, how the global batch splits, the learning rate, the run directory
-and the checkpoint to resume from."""
+(locked for this run alone) and the checkpoint to resume from (verified, and checked to
+continue the same run)."""
 
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from . import distributed
-from .checkpoint import CheckpointManager, load_training_state
+from .checkpoint import SET_ASIDE, CheckpointManager, CheckpointWarning, load_training_state
 from .config import save_config
+from .disk import reporting_full_disk, require_free
+from .resume_check import check_same_run
+from .run_lock import lock_run_dir
 from .optim import resolve_batch, scaled_lr
 from .precision import resolve_precision
 
@@ -31,8 +36,9 @@ def read_losses(window: list[torch.Tensor], env: distributed.DistEnv, step: int,
             bad = first + i
             raise TrainingDiverged(
                 f"loss is {value} at step {bad} (epoch {(bad - 1) // epoch_steps}); stopping. "
-                f"Last good checkpoint: {checkpoints.latest() or 'none yet'}. Try a lower --blr, "
-                "--clip-grad, or --precision fp32, then --resume auto."
+                f"Last good checkpoint: {checkpoints.newest_verified() or 'none yet'}. Try --precision "
+                "fp32 with --resume auto, or a lower --blr or --clip-grad in a new run (another "
+                "--output-dir)."
             )
     return values
 
@@ -47,12 +53,14 @@ class RunPlan(NamedTuple):
     checkpoints: CheckpointManager
     resume_from: Path | None
 
-    def resumed_state(self, epoch_steps: int) -> dict | None:
+    def resumed_state(self, epoch_steps: int, config, data: dict) -> dict | None:
         """The training state of the checkpoint to resume (None for a fresh run), checked to
-        continue the same schedule: same global batch and steps per epoch."""
+        continue the same run: same settings (bar those that may change), same data
+        (`data_identity`), same global batch and steps per epoch."""
         if self.resume_from is None:
             return None
         state = load_training_state(self.resume_from)
+        check_same_run(self.resume_from, state, config, data)
         if (state["global_batch"], state["steps_per_epoch"]) != (self.global_batch, epoch_steps):
             raise ValueError(
                 f"cannot resume from {self.resume_from}: it was trained with a global batch of "
@@ -62,19 +70,46 @@ class RunPlan(NamedTuple):
             )
         return state
 
-    def start(self, config, env: distributed.DistEnv, epoch_steps: int, total_steps: int) -> str:
-        """Open the run directory (rank 0 writes config.yaml, with the derived plan on its first
-        line, and clears half-written checkpoints); returns that one-line summary."""
+    def start(self, config, env: distributed.DistEnv, epoch_steps: int, total_steps: int,
+              model: torch.nn.Module) -> str:
+        """Open the run directory: rank 0 locks it, checks there is room for a checkpoint of
+        `model`, writes config.yaml (with the derived plan on its first line), clears
+        half-written checkpoints and sets aside those newer than the one resumed from.
+        Returns that one-line summary."""
         summary = (
             f"{env.world_size} process(es) on {self.device.type}, precision {self.precision}, global batch "
             f"{self.global_batch} ({config.batch_size} x {env.world_size} process(es) x {self.accum} "
             f"accumulation), lr {self.base_lr:.3g}, {epoch_steps} steps per epoch, {total_steps} steps"
         )
+        distributed.barrier(env)  # every process has read what it resumes from
         if env.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(config, self.run_dir / "config.yaml", comment=f"resolved at start: {summary}")
+            # weights and about two optimizer moments per weight
+            needed = 3 * sum(t.nbytes for t in model.state_dict().values())
+            what = "the run's config and a checkpoint"
+            with reporting_full_disk(self.run_dir, needed, what):
+                lock_run_dir(self.run_dir)
+                require_free(self.run_dir, needed, what)
+                save_config(config, self.run_dir / "config.yaml", comment=f"resolved at start: {summary}")
             self.checkpoints.clean_incomplete()
+            if self.resume_from is not None and self.resume_from.parent == self.checkpoints.directory:
+                for path in self.checkpoints.set_aside_after(self.resume_from):
+                    warnings.warn(f"set aside {path.name.removeprefix(SET_ASIDE)} (newer than the checkpoint "
+                                  f"resumed from) as {path}", CheckpointWarning, stacklevel=2)
         return summary
+
+
+def checked_run_dir(output_dir: str) -> Path:
+    """--output-dir as a path: refused when it is a file, or a name that is not UTF-8 (which
+    config.yaml and the checkpoints could not record, so the run could never be resumed)."""
+    try:
+        output_dir.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = output_dir.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ValueError(f"--output-dir {shown} is not valid UTF-8; choose a UTF-8 name") from None
+    run_dir = Path(output_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--output-dir {run_dir} is a file, not a directory; choose another --output-dir")
+    return run_dir
 
 
 def plan_run(config, env: distributed.DistEnv) -> RunPlan:
@@ -86,7 +121,9 @@ def plan_run(config, env: distributed.DistEnv) -> RunPlan:
     if config.threads:
         torch.set_num_threads(config.threads)
     accum, global_batch = resolve_batch(config.batch_size, config.accum_iter, config.effective_batch, env.world_size)
-    run_dir = Path(config.output_dir)
+    run_dir = checked_run_dir(config.output_dir)
+    if env.is_main and run_dir.is_dir():
+        lock_run_dir(run_dir)  # before reading its checkpoints (a new directory: in `start`)
     checkpoints = CheckpointManager(run_dir / "checkpoints", config.keep_last)
     resume_from = checkpoints.resolve(config.resume)
     if resume_from is None and checkpoints.latest() is not None:

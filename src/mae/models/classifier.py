@@ -25,10 +25,9 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import safe_open
 
 from ..interop import detect_layout
-from ..weights import load_model, read_pth, unwrap_checkpoint
+from ..weights import load_model, read_pth, safetensors_keys, unwrap_checkpoint
 from .vit import VisionTransformer, to_2tuple
 
 log = logging.getLogger(__name__)
@@ -116,10 +115,12 @@ def _load_encoder(source) -> tuple[VisionTransformer, str]:
         if not path.exists():
             raise ValueError(f"checkpoint {path} does not exist")
         if path.is_file() and path.suffix == ".safetensors":
-            with safe_open(str(path), framework="pt") as f:  # keys only, no tensors read
-                _require_encoder(dict.fromkeys(f.keys()), name)
+            _require_encoder(dict.fromkeys(safetensors_keys(path)), name)  # keys only, no tensors read
         elif path.is_file():
             obj = read_pth(path)  # read once, checked, then handed to load_model with its args
+            if not isinstance(obj, dict):
+                raise ValueError(f"{name} holds a bare {type(obj).__name__}, not a checkpoint: expected a "
+                                 "dict of named weights (a state dict, or one under 'model')")
     if isinstance(obj, dict):
         try:
             state, _ = unwrap_checkpoint(obj)

@@ -1,0 +1,152 @@
+"""SIGTERM / SIGINT: finish the step, save, say how to resume, exit 128 + signal; a second
+signal stops at once; loader workers neither die of the signal first nor outlive the run."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mae.cli import main
+from mae.engine import PretrainConfig, pretrain
+from mae.engine.checkpoint import CheckpointManager, load_training_state
+from mae.engine.disk import DiskFull
+
+from helpers import TINY
+
+ARGS = ["--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",
+        "--depth", "2", "--num-heads", "4", "--decoder-embed-dim", "32", "--decoder-depth", "1",
+        "--decoder-num-heads", "4", "--synthetic-size", "32", "--batch-size", "16", "--epochs", "5000",
+        "--warmup-epochs", "1", "--threads", "1", "--log-every", "1", "--preview-images", "1"]
+
+
+def start_run(out: Path, workers: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mae.cli", "pretrain", *ARGS, "--num-workers", str(workers),
+                             "--output-dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def wait_for_steps(out: Path, run: subprocess.Popen, steps: int = 2) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.poll() is None:
+        metrics = out / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text().count("\n") >= steps:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the run did not train: {run.communicate()[1][-2000:]}")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("sig, workers, to_group", [(signal.SIGTERM, 0, False), (signal.SIGINT, 1, True)])
+def test_a_signal_saves_a_checkpoint_says_how_to_resume_and_exits_non_zero(tmp_path, sig, workers, to_group):
+    out = tmp_path / "run"
+    run = start_run(out, workers)
+    wait_for_steps(out, run)
+    if to_group:  # Ctrl-C in a terminal: the loader workers get it too
+        os.killpg(run.pid, sig)
+    else:
+        run.send_signal(sig)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 128 + sig, err
+    latest = CheckpointManager(out / "checkpoints").latest()
+    step = load_training_state(latest)["step"]
+    assert f"stopped by {signal.Signals(sig).name} after step {step} of 10000" in err
+    assert f"Resume with: mae pretrain --config {out / 'config.yaml'} --resume auto" in err
+    assert "Traceback" not in err
+
+
+def test_a_second_signal_stops_at_once():
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from mae.engine.stops import StopOnSignal
+        stop = StopOnSignal()
+        stop.install()
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("first: asked to stop", stop.name, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("still running after the second", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout == "first: asked to stop SIGTERM\n"
+    assert done.returncode == -signal.SIGTERM
+
+
+def test_loader_workers_exit_with_a_killed_parent(tmp_path):
+    out = tmp_path / "run"
+    run = start_run(out, workers=2)
+    wait_for_steps(out, run)
+    workers = children(run.pid)
+    assert len(workers) >= 2
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 3  # torch's own watchdog alone would take 5 s or more
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+
+
+RUN = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=16, epochs=2,
+           warmup_epochs=1, num_workers=0, preview_images=1, save_every_steps=1)
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_older_checkpoints(tmp_path, monkeypatch, capsys,
+                                                                            one_thread):
+    import mae.weights
+
+    real, calls = mae.weights.save_file, {"n": 0}
+
+    def fills_up(tensors, path, metadata=None):
+        calls["n"] += 1
+        if calls["n"] > 4:  # two checkpoints (model + state each), then the disk is full
+            Path(path).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(mae.weights, "save_file", fills_up)
+    out = tmp_path / "run"
+    with pytest.raises(DiskFull, match=f"not enough free space in {out / 'checkpoints'} for checkpoint "
+                                       r"ckpt-000000003: needs about \d+\.\d MB, \d+\.\d MB free"):
+        pretrain(PretrainConfig(**RUN, output_dir=str(out)))
+    kept = CheckpointManager(out / "checkpoints")
+    assert [p.name for p in kept.complete()] == ["ckpt-000000001", "ckpt-000000002"]
+    assert kept.newest_verified().name == "ckpt-000000002"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ckpt-000000001", "ckpt-000000002"]
+
+    calls["n"] = 4  # the first save fails
+    cli_args = ["pretrain", *ARGS, "--epochs", "1", "--num-workers", "0", "--save-every-steps", "1",
+                "--output-dir", str(tmp_path / "cli")]
+    assert main(cli_args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"mae pretrain: stopped: not enough free space in {tmp_path / 'cli' / 'checkpoints'}")
+
+
+def test_too_little_free_space_at_start_up_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import mae.engine.disk as disk
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: usage._replace(free=0))
+    out = tmp_path / "run"
+    with pytest.raises(DiskFull, match=f"not enough free space in {out} for the run's config and a checkpoint: "
+                                       r"needs about \d+\.\d MB, 0.0 MB free"):
+        pretrain(PretrainConfig(**RUN, output_dir=str(out)))
+    assert not (out / "metrics.jsonl").exists() and not (out / "checkpoints").exists()
