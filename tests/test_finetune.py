@@ -107,3 +107,36 @@ def test_validation_classes_that_differ_from_training_are_refused(encoder, tmp_p
     with pytest.raises(ValueError, match="only in the validation data.*fox"):
         finetune(FinetuneConfig(checkpoint=str(encoder), data=str(tmp_path / "data"),
                                 output_dir=str(tmp_path / "never"), **RUN))
+
+
+def test_a_sigterm_mid_epoch_saves_and_the_resumed_run_ends_as_the_uninterrupted_one(
+        encoder, reference_run, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import mae.engine.downstream as downstream
+    from mae.engine.stops import TrainingStopped
+
+    real, steps = downstream.optimizer_step, {"n": 0}
+
+    def step_then_preempt(*args):
+        real(*args)
+        steps["n"] += 1
+        if steps["n"] == 3:  # in the middle of the second epoch
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(downstream, "optimizer_step", step_then_preempt)
+    config = dict(checkpoint=str(encoder), output_dir=str(tmp_path / "run"), **RUN)
+    with pytest.raises(TrainingStopped, match="stopped by SIGTERM after step 3 of 4") as stopped:
+        finetune(FinetuneConfig(**config))
+    assert stopped.value.exit_code == 143
+    assert load_training_state(CheckpointManager(tmp_path / "run" / "checkpoints").latest())["step"] == 3
+    monkeypatch.undo()
+    finetune(FinetuneConfig(**config, resume="auto"))
+
+    ref, resumed = (CheckpointManager(d / "checkpoints").latest() for d in (reference_run[0], tmp_path / "run"))
+    ref_model, model = load_model_state(ref), load_model_state(resumed)
+    for key in ref_model:
+        assert torch.equal(ref_model[key], model[key]), key
+    epochs = [[r for r in records(d) if "val_top1" in r] for d in (reference_run[0], tmp_path / "run")]
+    assert epochs[0] == epochs[1]  # the second epoch's train loss includes the steps before the stop

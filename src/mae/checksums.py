@@ -34,13 +34,8 @@ def verify_tensors(tensors: dict[str, torch.Tensor], manifest: dict[str, str], s
     missing = sorted(set(manifest) - set(tensors))
     extra = sorted(set(tensors) - set(manifest))
     wrong = [name for name in manifest if name in tensors and tensor_checksum(tensors[name]) != manifest[name]]
-    problems = []
-    if missing:
-        problems.append(f"missing tensors {', '.join(missing[:4])}")
-    if extra:
-        problems.append(f"tensors not in its manifest {', '.join(extra[:4])}")
-    if wrong:
-        problems.append(f"{len(wrong)} tensor(s) whose bytes changed since they were written "
-                        f"({', '.join(wrong[:4])})")
+    problems = [f"{what}: {', '.join(names[:4])}" for what, names in (
+        ("missing tensors", missing), ("tensors not in its manifest", extra),
+        (f"{len(wrong)} tensor(s) whose bytes changed since they were written", wrong)) if names]
     if problems:
         raise CorruptFile(f"{source} is corrupt: " + "; ".join(problems))

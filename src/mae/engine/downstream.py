@@ -266,11 +266,19 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     lr = base_lr
     window_start = time.perf_counter()
 
-    def read_window() -> list[float]:
-        nonlocal window
+    def log_window() -> None:
+        """Bring the unread losses to the host (averaged over processes), check them, log them."""
+        nonlocal window, window_start
+        if not window:
+            return
         values = read_losses(window, env, step, epoch_steps, checkpoints)
+        speed = round(len(values) * global_batch / (time.perf_counter() - window_start), 1)
         window = []
-        return values
+        loss_value = sum(values) / len(values)
+        logger.log({"step": step, "epoch": round(step / epoch_steps, 4), "loss": loss_value, "lr": lr,
+                    "images_per_s": speed})
+        progress.report({"loss": loss_value, "lr": lr})
+        window_start = time.perf_counter()
 
     def end_of_epoch(epoch: int) -> None:
         nonlocal best_top1, last_top1, epoch_loss
@@ -292,6 +300,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
         save_checkpoint()
 
     def save_checkpoint() -> None:
+        log_window()  # never save past a loss that was not checked
         if env.is_main:
             checkpoints.save(step, recipe.export(raw_model), {
                 "step": step, "epoch": step / epoch_steps, "global_batch": global_batch,
@@ -334,14 +343,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
             progress.update()
             epoch_end = step % epoch_steps == 0
             if step % config.log_every == 0 or epoch_end:
-                steps_read = len(window)
-                values = read_window()
-                elapsed = time.perf_counter() - window_start
-                loss_value = sum(values) / len(values)
-                logger.log({"step": step, "epoch": round(step / epoch_steps, 4), "loss": loss_value, "lr": lr,
-                            "images_per_s": round(steps_read * global_batch / elapsed, 1)})
-                progress.report({"loss": loss_value, "lr": lr})
-                window_start = time.perf_counter()
+                log_window()
             if epoch_end:
                 end_of_epoch(step // epoch_steps - 1)
             if step < total_steps and stop.agreed(env, step, config.log_every):
