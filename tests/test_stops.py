@@ -150,3 +150,17 @@ def test_too_little_free_space_at_start_up_is_refused_before_training(tmp_path, 
                                        r"needs about \d+\.\d MB, 0.0 MB free"):
         pretrain(PretrainConfig(**RUN, output_dir=str(out)))
     assert not (out / "metrics.jsonl").exists() and not (out / "checkpoints").exists()
+
+
+def test_a_full_disk_while_logging_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    from mae.engine.monitor import MetricsLogger
+
+    def full(self, record):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(MetricsLogger, "log", full)
+    out = tmp_path / "run"
+    assert main(["pretrain", *ARGS, "--epochs", "1", "--num-workers", "0", "--output-dir", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"mae pretrain: stopped: no space left on device writing {out / 'metrics.jsonl'}; "
+                       "free some space, then --resume auto")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ..data import DataWarning
 from ..engine.checkpoint import CheckpointWarning
 from ..engine.config import add_config_arguments, config_from_args
-from ..engine.disk import DiskFull
+from ..engine.disk import FULL_ERRNOS, DiskFull
 from ..engine.run_plan import TrainingDiverged
 from ..engine.stops import TrainingStopped
 
@@ -28,7 +28,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, config_class: type, 
 
 def run_training(command: str, config_class: type, train: Callable, args: argparse.Namespace,
                  summary: Callable) -> int:
-    """Build the config from the flags, train, print `summary(result)` once; 1 if training diverged."""
+    """Build the config from the flags, train, print `summary(result)` once. Exit status 1 if
+    training diverged or the disk filled up, 128 + the signal after a stop on SIGTERM / SIGINT."""
     config = config_from_args(config_class, args)
     default_showwarning = warnings.showwarning
 
@@ -44,6 +45,13 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
     except (TrainingDiverged, DiskFull) as err:
         if is_main_process():
             print(f"mae {command}: stopped: {err.strerror if isinstance(err, DiskFull) else err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in FULL_ERRNOS:
+            raise
+        if is_main_process():  # a write other than a checkpoint's (metrics, pictures)
+            print(f"mae {command}: stopped: no space left on device writing {err.filename or 'the run'}; "
+                  "free some space, then --resume auto", file=sys.stderr)
         return 1
     except TrainingStopped as err:
         if is_main_process():

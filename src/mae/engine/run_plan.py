@@ -13,10 +13,10 @@ from . import distributed
 from .checkpoint import SET_ASIDE, CheckpointManager, CheckpointWarning, load_training_state
 from .config import save_config
 from .disk import reporting_full_disk, require_free
-from .resume_check import check_same_run
-from .run_lock import lock_run_dir
 from .optim import resolve_batch, scaled_lr
 from .precision import resolve_precision
+from .resume_check import check_same_run
+from .run_lock import lock_run_dir
 
 
 class TrainingDiverged(RuntimeError):
@@ -83,8 +83,9 @@ class RunPlan(NamedTuple):
         )
         distributed.barrier(env)  # every process has read what it resumes from
         if env.is_main:
-            # weights and about two optimizer moments per weight
-            needed = 3 * sum(t.nbytes for t in model.state_dict().values())
+            # the weights, and about two optimizer moments per trained weight
+            needed = (sum(t.nbytes for t in model.state_dict().values())
+                      + 2 * sum(p.nbytes for p in model.parameters() if p.requires_grad))
             what = "the run's config and a checkpoint"
             with reporting_full_disk(self.run_dir, needed, what):
                 lock_run_dir(self.run_dir)
