@@ -3,15 +3,18 @@
 An image is resized (bicubic, aspect ratio kept) so that it just covers the model's
 input size (height, width), then the middle (height, width) is cut out: the shorter side
 (relative to the target's shape) fills the model's input and the longer one is cropped
-evenly on both sides. Colour images are read as RGB (an alpha channel is dropped),
-single-channel models read images as grey.
+evenly on both sides. Pixels are decoded as for training and evaluation
+(`mae.data.decode_image`: EXIF orientation, 16-bit and float ranges, alpha on white),
+as RGB, or as grey for single-channel models.
 """
 
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from .data.images import DECODE_ERRORS, decode_image, open_image
 
 
 def read_image(path, size: tuple[int, int], in_chans: int = 3, min_side: int = 1) -> torch.Tensor:
@@ -24,9 +27,9 @@ def read_image(path, size: tuple[int, int], in_chans: int = 3, min_side: int = 1
     if in_chans not in (1, 3):
         raise ValueError(f"images can be read for 1- or 3-channel models, not {in_chans}")
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB" if in_chans == 3 else "L")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        with open_image(path) as image:
+            image = decode_image(image, in_chans)
+    except DECODE_ERRORS as err:
         raise ValueError(f"cannot read image {path}: {err}") from None
     width, height = image.size
     if min(width, height) < min_side:

@@ -7,7 +7,7 @@
 """
 
 from .folder import ImageFolder
-from .images import DataWarning, image_extensions, to_channels
+from .images import DataWarning, decode_image, image_extensions
 from .loader import SYNTHETIC, KeyedImages, build_source, check_image_sizes, make_loader
 from .sampler import EvalBatches, TrainBatches, epoch_order, steps_per_epoch
 from .shards import TarShards
@@ -39,11 +39,11 @@ __all__ = [
     "TarShards",
     "TrainBatches",
     "build_source",
+    "decode_image",
     "check_image_sizes",
     "default_mean_std",
     "epoch_order",
     "image_extensions",
     "make_loader",
     "steps_per_epoch",
-    "to_channels",
 ]

@@ -7,31 +7,67 @@
 Layout "auto": when the top level holds only subfolders, each is a class (labels are
 indices into the sorted class names, as torchvision's ImageFolder); otherwise every image
 below the root is one unlabelled sample. Files are found recursively, in every format the
-installed Pillow opens; names starting with "." are skipped.
+installed Pillow opens; names starting with "." are skipped. Symlinks are followed, but
+each real folder is searched once: a link to a folder already searched (a loop such as
+`ln -s .. up`) is skipped with a warning naming it.
 """
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
 
-from .images import image_extensions, listing, open_image, probe_file, warn_skipped
+from .images import DataWarning, image_extensions, listing, open_image, probe_file, warn_skipped
 from .source import ImageSource
 
 LAYOUTS = ("auto", "classes", "flat")
 
 
-def _images_below(folder: Path, extensions: frozenset[str]) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [
-            Path(dirpath) / f
-            for f in sorted(filenames)
-            if not f.startswith(".") and Path(f).suffix.lower() in extensions
-        ]
-    return found
+class _Walk:
+    """Finds images below folders, entering each real folder once however many symlinks
+    lead to it (a link to a parent or to itself would otherwise loop or count twice)."""
+
+    def __init__(self, root: Path, extensions: frozenset[str]):
+        self.root, self.extensions = root, extensions
+        stat = root.stat()
+        self.seen = {(stat.st_dev, stat.st_ino)}  # the real folders entered
+        self.skipped: list[tuple[str, str]] = []  # (link below the root, the folder it leads to)
+
+    def _enter(self, folder: Path) -> bool:
+        """Whether to search `folder`: not when its real folder already was (then noted)."""
+        stat = folder.stat()
+        if (stat.st_dev, stat.st_ino) in self.seen:
+            self.skipped.append((str(folder.relative_to(self.root)), f"-> {folder.resolve()}"))
+            return False
+        self.seen.add((stat.st_dev, stat.st_ino))
+        return True
+
+    def images_below(self, folder: Path) -> list[Path]:
+        """Images below `folder` (the root, or one of its class folders)."""
+        if folder != self.root and not self._enter(folder):
+            return []
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            here = Path(dirpath)
+            dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".") and self._enter(here / d)]
+            found += [
+                here / f
+                for f in sorted(filenames)
+                if not f.startswith(".") and Path(f).suffix.lower() in self.extensions
+            ]
+        return found
+
+    def warn_skipped(self) -> None:
+        if self.skipped:
+            warnings.warn(
+                f"{self.root}: {len(self.skipped)} symlinked folder(s) lead to folders already "
+                f"searched and were skipped (each folder is read once): "
+                + listing(self.skipped),
+                DataWarning,
+                stacklevel=3,
+            )
 
 
 class ImageFolder(ImageSource):
@@ -58,16 +94,18 @@ class ImageFolder(ImageSource):
         self.layout = layout
 
         files, labels = [], []
+        walk = _Walk(self.root, extensions)
         if layout == "classes":
             self.classes = [d.name for d in subfolders]
             for label, folder in enumerate(subfolders):
-                found = _images_below(folder, extensions)
+                found = walk.images_below(folder)
                 files += found
                 labels += [label] * len(found)
         else:
             self.classes = []
-            files = _images_below(self.root, extensions)
+            files = walk.images_below(self.root)
             labels = [-1] * len(files)
+        walk.warn_skipped()
         if not files:
             what = "is empty" if not entries else "holds no image files"
             raise ValueError(

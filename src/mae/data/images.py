@@ -1,6 +1,8 @@
-"""Opening images with Pillow: which files are images, cheap header checks, channel conversion."""
+"""Opening and decoding images with Pillow: which files are images, cheap header checks, and
+the one decoding (orientation, bit depth, alpha, channels) that every command uses."""
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -49,28 +51,59 @@ def probe_file(path: Path) -> tuple[int, int] | str:
         return str(err) or type(err).__name__
 
 
-def to_channels(img: Image.Image, channels: int) -> Image.Image:
-    """Grayscale, palette, CMYK, 16-bit or alpha images -> RGB (channels=3) or L (channels=1).
+# EXIF orientation (tag 0x0112) -> the transposition that makes the stored pixels upright
+ORIENTATION_TAG = 0x0112
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
-    Transparent pixels are composited onto white, so a logo on a transparent background
-    does not turn into a black square.
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8; 1: stored upright). Unreadable EXIF counts as upright."""
+    try:
+        value = img.getexif().get(ORIENTATION_TAG, 1)
+    except (OSError, SyntaxError, ValueError, TypeError, struct.error):
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image as shown, after its EXIF orientation."""
+    width, height = img.size
+    return (height, width) if orientation(img) in (5, 6, 7, 8) else (width, height)
+
+
+def decode_image(img: Image.Image, channels: int) -> Image.Image:
+    """The one decoding of every command: an opened image -> 8-bit RGB (channels=3) or L (1).
+
+    - EXIF orientation is applied (a phone photo comes out upright);
+    - 16-bit and 32-bit integer images map 0..65535 onto 0..255; float images map 0..1
+      onto 0..255 (values outside are clipped);
+    - transparent pixels are composited onto white (a logo on a transparent background
+      does not turn into a black square);
+    - palette, CMYK, grey and the rest are converted by Pillow.
     """
     if channels not in (1, 3):
         raise ValueError(f"images can be read with 1 or 3 channels, not {channels}")
+    upright = _UPRIGHT.get(orientation(img))
     target = "RGB" if channels == 3 else "L"
-    if img.mode == target:
-        return img
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode.startswith("I") or img.mode == "F":
+        values = np.asarray(img, dtype=np.float32)
+        values = values * 255.0 if img.mode == "F" else values / 257.0
+        img = Image.fromarray(values.clip(0, 255).round().astype(np.uint8), mode="L")
+    elif img.has_transparency_data:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    elif img.mode.startswith("I") or img.mode == "F":
-        # 16-bit / 32-bit grayscale: map the 16-bit range onto 8 bits before converting
-        values = np.asarray(img, dtype=np.float32)
-        if img.mode.startswith("I;16") or values.max() > 255:
-            values = values / 257.0
-        img = Image.fromarray(values.clip(0, 255).round().astype(np.uint8), mode="L")
-    return img.convert(target)
+    if img.mode != target:
+        img = img.convert(target)
+    return img.transpose(upright) if upright is not None else img
 
 
 def listing(problems: list[tuple[str, str]], limit: int = 10) -> str:

@@ -31,10 +31,8 @@ def build_source(
     if data is None or data == SYNTHETIC:
         return SyntheticShapes(synthetic_size, synthetic_resolution, seed)
     path = Path(data).expanduser()  # "~" also works from YAML, where no shell expands it
-    if data.endswith(".tar") or "{" in data:
-        return TarShards(path)
-    if path.is_dir() and any(path.glob("*.tar")):
-        return TarShards(path)
+    if data.endswith(".tar") or "{" in data or (path.is_dir() and any(path.glob("*.tar"))):
+        return TarShards(path, strict=strict)
     return ImageFolder(path, strict=strict)
 
 

@@ -10,17 +10,21 @@ the member path up to the first dot of its file name:
 "data/train-{000000..000146}.tar". The shards are indexed once (member offsets), then
 each image is read with one positioned read, so any sampler order works and the
 randomness stays a function of the sample index, exactly as for an image folder.
+Indexing checks each shard whole (not empty, not compressed, every member inside the
+file, the end-of-archive block present): a shard that fails is skipped with a warning
+naming it and what is wrong, or stops the run under --strict-data.
 """
 
 import json
 import os
 import re
 import tarfile
+import warnings
 from pathlib import Path
 
 from PIL import Image
 
-from .images import image_extensions, open_image
+from .images import DataWarning, image_extensions, listing, open_image
 from .source import ImageSource
 
 _BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -68,6 +72,40 @@ def split_key(member_name: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), ext.lower()
 
 
+def _index_shard(path: Path, extensions: set[str]) -> list[tuple[int, int, str, int]]:
+    """(offset, size, key, label) of each image sample of one shard; a ValueError says what
+    is wrong with a shard that is not a complete plain tar."""
+    size = path.stat().st_size
+    problem = shard_problem(path, size)
+    if problem:
+        raise ValueError(problem)
+    try:
+        tar = tarfile.open(path, "r:")  # uncompressed only: members are read by offset
+    except tarfile.TarError as err:
+        raise ValueError(f"not a tar file ({err})") from None
+    samples: dict[str, dict] = {}
+    with tar:
+        last, error = None, None
+        try:
+            for member in tar:
+                last = member
+                if not member.isfile():
+                    continue
+                key, ext = split_key(member.name)
+                sample = samples.setdefault(key, {})
+                if ext in extensions and "image" not in sample:
+                    sample["image"] = (member.offset_data, member.size)
+                elif ext in ("cls", "json"):
+                    payload = tar.extractfile(member).read()
+                    sample["label"] = _label_from(ext, payload, f"{path}:{member.name}")
+        except (tarfile.TarError, EOFError) as err:
+            error = f"damaged ({err})"
+        problem = end_problem(tar, size, last) or error
+    if problem:
+        raise ValueError(problem)
+    return [(*s["image"], key, s.get("label", -1)) for key, s in samples.items() if "image" in s]
+
+
 def _label_from(ext: str, payload: bytes, where: str) -> int:
     try:
         if ext == "cls":
@@ -77,41 +115,70 @@ def _label_from(ext: str, payload: bytes, where: str) -> int:
         raise ValueError(f"{where}: cannot read a label from .{ext} ({err})") from None
 
 
+# the first bytes of the compressed files a shard may be by mistake
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def shard_problem(path: Path, size: int) -> str | None:
+    """Why a `size`-byte file cannot be a plain tar shard (before tarfile tries), or None."""
+    if size == 0:
+        return "empty file (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(6)
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            return (f"{kind}-compressed, not an uncompressed tar file; compressed shards cannot be "
+                    "read by offset, recompress as plain .tar")
+    return None
+
+
+def end_problem(tar: tarfile.TarFile, size: int, last: tarfile.TarInfo | None) -> str | None:
+    """A tar's last member lies inside the file and is followed by a zero block; without one,
+    tarfile quietly stops early (a truncated or damaged shard)."""
+    if last is not None and last.offset_data + last.size > size:
+        return (f"truncated: member {last.name} needs bytes up to {last.offset_data + last.size} "
+                f"of a {size}-byte file")
+    tar.fileobj.seek(tar.offset)
+    if tar.fileobj.read(tarfile.BLOCKSIZE) != bytes(tarfile.BLOCKSIZE):
+        after = f"after member {last.name}" if last is not None else "at its start"
+        return f"truncated or damaged {after}: no end-of-archive block at byte {tar.offset}"
+    return None
+
+
 class TarShards(ImageSource):
-    def __init__(self, spec: str | Path):
+    """The samples of every readable shard. A shard that is empty, truncated or not a plain
+    tar is skipped with a warning naming it and what is wrong, or is an error when `strict`."""
+
+    def __init__(self, spec: str | Path, strict: bool = False):
         self._pid, self._fds = None, {}
-        self.paths = shard_paths(spec)
+        paths = shard_paths(spec)
         extensions = {e.lstrip(".") for e in image_extensions()}
+        self.paths: list[Path] = []
         self.entries: list[tuple[int, int, int, str]] = []  # (shard, offset, size, key)
         self.targets: list[int] = []
-        for shard_id, path in enumerate(self.paths):
+        problems = []
+        for path in paths:
             try:
-                tar = tarfile.open(path, "r:")  # uncompressed only: members are read by offset
-            except tarfile.ReadError as err:
-                raise ValueError(
-                    f"shard {path} is not an uncompressed tar file ({err}); compressed shards "
-                    "cannot be read by offset, recompress as plain .tar"
-                ) from None
-            samples: dict[str, dict] = {}
-            with tar:
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    key, ext = split_key(member.name)
-                    sample = samples.setdefault(key, {})
-                    if ext in extensions and "image" not in sample:
-                        sample["image"] = (member.offset_data, member.size)
-                    elif ext in ("cls", "json"):
-                        payload = tar.extractfile(member).read()
-                        sample["label"] = _label_from(ext, payload, f"{path}:{member.name}")
-            for key, sample in samples.items():
-                if "image" in sample:
-                    self.entries.append((shard_id, *sample["image"], key))
-                    self.targets.append(sample.get("label", -1))
+                samples = _index_shard(path, extensions)
+            except ValueError as err:
+                if strict:
+                    raise ValueError(f"shard {path}: {err} (--strict-data)") from None
+                problems.append((str(path), str(err)))
+                continue
+            for offset, size, key, label in samples:
+                self.entries.append((len(self.paths), offset, size, key))
+                self.targets.append(label)
+            self.paths.append(path)
+        if not self.paths:
+            raise ValueError(f"no readable shard among the {len(paths)} from {spec}: {listing(problems)}")
+        if problems:
+            warnings.warn(f"skipping {len(problems)} of {len(paths)} shard(s) that cannot be read: "
+                          f"{listing(problems)} (use --strict-data to stop instead)", DataWarning, stacklevel=2)
         if not self.entries:
             raise ValueError(f"no image samples found in {len(self.paths)} shard(s) from {spec}")
         labelled = [t for t in self.targets if t >= 0]
         self.classes = [str(i) for i in range(max(labelled) + 1)] if labelled else []
+        self.skipped = problems
 
     def _read(self, index: int) -> bytes:
         # descriptors are opened per process (forked loader workers get their own);

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import to_channels
+from .images import decode_image, oriented_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,19 +28,21 @@ def default_mean_std(channels: int) -> tuple[tuple, tuple]:
 
 
 def _decode_region(img: Image.Image, box: tuple[float, float, float, float], out: int, channels: int):
-    """Decode `img` (header read only) and resample `box` (left, top, right, bottom) to out x out."""
-    width, height = img.size
-    # draft picks the largest JPEG DCT reduction (1/2, 1/4, 1/8) that keeps the crop >= `out`
+    """Decode `img` (header read only) and resample `box` (left, top, right, bottom, in the
+    upright frame of `oriented_size`) to out x out."""
+    # draft picks the largest JPEG DCT reduction (1/2, 1/4, 1/8) that keeps the crop >= `out`;
+    # it scales both sides alike, so the box scales the same in the upright frame
+    stored_w, stored_h = img.size
     crop_w, crop_h = box[2] - box[0], box[3] - box[1]
     reduce = min(crop_w, crop_h) / out
-    sx = sy = 1.0
+    scale = 1.0
     if reduce >= 2:
-        wanted = (math.ceil(width / reduce), math.ceil(height / reduce))
+        wanted = (math.ceil(stored_w / reduce), math.ceil(stored_h / reduce))
         drafted = img.draft("L" if channels == 1 else "RGB", wanted)  # None for non-JPEG
         if drafted is not None:
-            sx, sy = drafted[1][2] / width, drafted[1][3] / height
-    img = to_channels(img, channels)
-    box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+            scale = drafted[1][2] / stored_w
+    img = decode_image(img, channels)
+    box = tuple(v * scale for v in box)
     # reducing_gap: a cheap integer box reduction first for large downscales
     return img.resize((out, out), Image.BICUBIC, box=box, reducing_gap=3.0)
 
@@ -86,7 +88,7 @@ class RandomResizedCrop:
         return left, top, left + w, top + h
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
-        box = self.box(*img.size, rng)
+        box = self.box(*oriented_size(img), rng)
         out = _decode_region(img, box, self.size, self.channels)
         if rng.random() < self.flip:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
@@ -103,7 +105,7 @@ class ResizeCenterCrop:
         self.size, self.crop_fraction, self.channels = size, crop_fraction, channels
 
     def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
-        width, height = img.size
+        width, height = oriented_size(img)
         side = min(width, height) * self.crop_fraction
         left, top = (width - side) / 2, (height - side) / 2
         out = _decode_region(img, (left, top, left + side, top + side), self.size, self.channels)
