@@ -111,6 +111,17 @@ def shape_noise(mask_type: str, noise: torch.Tensor, grid: tuple[int, int], mask
     return noise + removed.to(noise.dtype)
 
 
+def check_keeps_a_patch(num_patches: int, mask_ratio: float) -> None:
+    """The encoder needs at least one visible patch: int(L * (1 - mask_ratio)) >= 1."""
+    check_mask_ratio(mask_ratio)
+    if num_kept(num_patches, mask_ratio) < 1:
+        raise ValueError(
+            f"mask_ratio {mask_ratio} leaves no visible patch of the {num_patches} "
+            f"(int({num_patches} x (1 - {mask_ratio})) = 0); with {num_patches} patches it can be "
+            f"at most {1 - 1 / num_patches:g}"
+        )
+
+
 def mask_plan(n: int, length: int, mask_ratio: float, noise: torch.Tensor | None, device,
               mask_type: str = "random", grid: tuple[int, int] | None = None):
     """Which patches each sample keeps: (ids_keep [N, K], ids_restore [N, L]).
@@ -119,7 +130,7 @@ def mask_plan(n: int, length: int, mask_ratio: float, noise: torch.Tensor | None
     noise are kept, in order of increasing noise. mask_type: see `shape_noise` (block and
     grid need the patch `grid`, (rows, cols)).
     """
-    check_mask_ratio(mask_ratio)
+    check_keeps_a_patch(length, mask_ratio)
     if noise is None:
         noise = torch.rand(n, length, device=device if mask_type == "random" else "cpu")
     elif tuple(noise.shape) != (n, length):

@@ -33,6 +33,7 @@ FORMAT_KEY = "mae.format"
 KIND_KEY = "mae.kind"  # "mae" (with decoder) or "vit" (encoder / classifier)
 CONFIG_KEY = "mae.config"
 MODEL_FILE = "model.safetensors"
+PTH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
 # ---------------------------------------------------------------- files
@@ -45,15 +46,20 @@ def _umask() -> int:
     return mask
 
 
+def umask_mode(mode: int) -> int:
+    """`mode` less the umask: what open() (0o666) or mkdir() (0o777) would give."""
+    return mode & ~_umask()
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call write(tmp_path), fsync, then rename over `path`: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets what open() would give
     try:
-        write(tmp)
+        write(tmp)  # some writers (safetensors) replace the file, with their own mode
+        os.chmod(tmp, umask_mode(0o666))  # mkstemp makes 0600; the file gets what open() would give
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -74,9 +80,20 @@ def model_kind_and_config(model: torch.nn.Module) -> tuple[str, dict]:
 
 
 def save_model(model: torch.nn.Module, path: str | os.PathLike, extra_metadata: dict | None = None):
-    """Write a model's weights and config as one safetensors file, atomically."""
+    """Write a model's weights and config as one file, atomically: safetensors, or for a
+    PyTorch suffix (.pth, .pt, .bin, .ckpt) {"model": weights, "mae.config": ...}.
+    `load_model` reads either back."""
     kind, config = model_kind_and_config(model)
-    write_safetensors(model.state_dict(), path, kind, config, extra_metadata)
+    suffix = Path(path).suffix
+    if suffix == ".safetensors":
+        write_safetensors(model.state_dict(), path, kind, config, extra_metadata)
+    elif suffix in PTH_SUFFIXES:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        obj = {"model": state, KIND_KEY: kind, CONFIG_KEY: json.dumps(config), **(extra_metadata or {})}
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    else:
+        raise ValueError(f"save_model writes .safetensors or a PyTorch file ({', '.join(PTH_SUFFIXES)}), "
+                         f"got {path}")
 
 
 def write_safetensors(state: dict, path, kind: str, config: dict, extra_metadata: dict | None = None):
@@ -350,18 +367,25 @@ def load_model(src, **overrides) -> torch.nn.Module:
     an official `.pth` (full pretraining -> MaskedAutoencoder; encoder-only or fine-tuned
     -> VisionTransformer), a Hugging Face ViTMAE folder or safetensors file, timm ViT
     weights, an mmpretrain / mmsegmentation MAE checkpoint, or a state dict. `overrides`
-    are constructor kwargs; `img_size` may differ from the checkpoint's (position tables
-    are resampled in 2-D).
+    are constructor kwargs (unknown ones are an error); `img_size` may differ from the
+    checkpoint's (position tables are resampled in 2-D). Loading draws nothing from torch's
+    global random generator.
     """
     state, config, name = read_checkpoint(src)
+    cls = MaskedAutoencoder if "decoder_embed.weight" in state else VisionTransformer
+    unknown = set(overrides) - set(inspect.signature(cls).parameters)
+    if unknown:
+        raise ValueError(f"unknown model option(s) {sorted(unknown)} for {name} (a {cls.__name__}); "
+                         f"known: {', '.join(inspect.signature(cls).parameters)}")
     target_img = overrides.pop("img_size", None)
     config.update(overrides)
-    if "decoder_embed.weight" in state:
-        model = MaskedAutoencoder(**constructor_kwargs(MaskedAutoencoder, config))
-    else:
+    if cls is VisionTransformer:
         config.setdefault("num_classes", state["head.weight"].shape[0] if "head.weight" in state else 0)
         config.setdefault("global_pool", "avg" if "fc_norm.weight" in state else "token")
-        model = VisionTransformer(**constructor_kwargs(VisionTransformer, config))
+    # the initial weights are overwritten: drawing them from a forked generator leaves the
+    # caller's random stream (a new head's init, say) the same whatever the checkpoint's layout
+    with torch.random.fork_rng(devices=[]):
+        model = cls(**constructor_kwargs(cls, config))
     load_weights(model, _fit_tables(state, model.config), name)
     if target_img is not None:
         model.set_img_size(target_img)
@@ -376,7 +400,6 @@ def constructor_kwargs(cls, config: dict) -> dict:
 # ---------------------------------------------------------------- exporting to other layouts
 
 EXPORT_LAYOUTS = ("mae", "official", "hf", "timm", "mmpretrain")
-PTH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
 @dataclass
@@ -444,9 +467,32 @@ def _export_ours(state, kind, config, dst: Path, report: ExportReport) -> None:
     if dst.suffix not in ("", ".safetensors"):
         raise ValueError(f"our layout is a .safetensors file (or a folder for {MODEL_FILE}), got {dst}")
     path = dst if dst.suffix == ".safetensors" else dst / MODEL_FILE
+    _refuse_other_layout(dst, path)
     write_safetensors(state, path, kind, config)
     report.files.append(path)
     report.written = len(state)
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether `path` is a safetensors file with our metadata (read without its tensors)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return KIND_KEY in (f.metadata() or {})
+    except Exception:  # safetensors' own error types: not a safetensors file at all
+        return False
+
+
+def _refuse_other_layout(dst: Path, path: Path) -> None:
+    """Our layout replaces only a file of ours: writing model.safetensors into a Hugging Face
+    folder or a run directory, or over another layout's file, would make it unloadable."""
+    if dst.is_dir():
+        others = sorted(e.name for e in dst.iterdir() if e.name != MODEL_FILE and not e.name.startswith("."))
+        if others:
+            raise ValueError(f"{dst} is a folder of another layout (it holds {', '.join(others[:5])}); "
+                             f"refusing to write {MODEL_FILE} into it: give a new or empty folder")
+    if path.exists() and not _is_ours(path):
+        raise ValueError(f"{path} exists and is not a weights file of ours; refusing to overwrite "
+                         "it: give a new path")
 
 
 def _zoo_name(config: dict) -> str | None:

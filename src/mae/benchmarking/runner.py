@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
+from ..engine.seeding import check_seed
 from ..masking import check_mask_ratio
 from ..models.vit import to_2tuple
 from .measure import (
@@ -50,6 +51,7 @@ class BenchSettings:
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check_mask_ratio(self.mask_ratio)
+        check_seed(self.seed)
         try:
             device = torch.device(self.device)
         except RuntimeError as err:

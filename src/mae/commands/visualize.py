@@ -7,6 +7,7 @@ ratio kept, then centre-cropped). Each image's mask is drawn from (seed, image i
 
 import argparse
 
+from ..engine.seeding import check_seed
 from ..masking import MASK_TYPES
 from ..viz import visualize
 from .convert import model_overrides
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(".png"):
         raise ValueError(f"--out must be a .png file, got {args.out}")
+    check_seed(args.seed)
     rec = visualize(args.checkpoint, args.images, mask_ratio=args.mask_ratio, seed=args.seed,
                     out=args.out, mask_type=args.mask_type, **model_overrides(args))
     note = " (norm-pix predictions mapped back with each patch's own mean and std)" if rec.norm_pix else ""

@@ -45,7 +45,12 @@ def read_class_mapping(
     head_index = {name: i for i, name in enumerate(head_classes or [])}
     mapping: dict[str, int] = {}
     unknown, out_of_range = [], []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"class mapping file {path} is not UTF-8 text (byte {err.object[err.start]:#04x} "
+                         f"at offset {err.start}); save it as UTF-8") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

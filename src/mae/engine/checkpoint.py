@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..checksums import CorruptFile
-from ..weights import MODEL_FILE, atomic_write, read_safetensors, save_model, write_tensors
+from ..weights import MODEL_FILE, atomic_write, read_safetensors, save_model, umask_mode, write_tensors
 from .disk import reporting_full_disk, require_free
 
 STATE_TENSORS = "state.safetensors"
@@ -199,7 +199,7 @@ class CheckpointManager:
                 digest = {STATE_JSON_DIGEST: hashlib.sha256(text.encode()).hexdigest()}
                 write_tensors(tensors, tmp / STATE_TENSORS, digest)
                 atomic_write(tmp / STATE_JSON, lambda p: Path(p).write_text(text))
-                os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
+                os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only
                 if final.exists():  # the same step saved again: move the old one aside first
                     os.replace(final, tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=self.directory))
                 os.replace(tmp, final)

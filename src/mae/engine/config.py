@@ -12,6 +12,7 @@ Supported field types: bool (`--flag` / `--no-flag`), int, float, str, `X | None
 import argparse
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -75,9 +76,12 @@ def _scalar(kind, value, where: str):
         if isinstance(value, bool):
             raise ValueError(f"{where} must be a number, got {value!r}")
         try:
-            return float(value)  # also "1e-4", which YAML reads as a string
+            number = float(value)  # also "1e-4", which YAML reads as a string
         except (TypeError, ValueError):
             raise ValueError(f"{where} must be a number, got {value!r}") from None
+        if not math.isfinite(number):  # no setting means anything at inf or nan
+            raise ValueError(f"{where} must be a finite number, got {value!r}")
+        return number
     if kind is str:
         if isinstance(value, (dict, list)):
             raise ValueError(f"{where} must be a string, got {value!r}")
@@ -119,7 +123,10 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config file {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                         f"offset {err.start}); save it as UTF-8") from None
     except yaml.YAMLError as err:
         raise ValueError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(values, dict):

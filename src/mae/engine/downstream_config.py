@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from .config import flag
 from .pretrain_config import PRECISIONS, RESUME_HELP
+from .seeding import check_seed
 
 POOLS = ("avg", "token")
 RESUMABLE = (
@@ -98,6 +99,7 @@ class DownstreamConfig:
         _need(self, 0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
               f"must be in [0, epochs={self.epochs}]")
         _need(self, self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
+        check_seed(self.seed)
 
 
 @dataclass
@@ -154,6 +156,8 @@ class LinprobeConfig(DownstreamConfig):
     def validate(self) -> None:
         super().validate()
         _need(self, 0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        _need(self, self.batch_size >= 2, "batch_size", "must be at least 2: the linear-probe head's "
+              "BatchNorm normalises each feature over the images of a step")
         _need(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
               "must satisfy 0 < min <= max <= 1")
 

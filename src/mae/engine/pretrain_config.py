@@ -3,9 +3,10 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type
+from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ..models.zoo import CONFIGS, model_names
 from .config import flag
+from .seeding import check_seed
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ARCH_FIELDS = (
@@ -135,6 +136,10 @@ class PretrainConfig:
             check_mask_type(self.mask_type, self.mask_ratio, (self.img_size // patch,) * 2)
         except ValueError as err:
             raise ValueError(f"{flag('mask_type')} {self.mask_type}: {err}") from None
+        patches = max(1, self.img_size // patch) ** 2
+        need(num_kept(patches, self.mask_ratio) >= 1, "mask_ratio",
+             f"leaves no visible patch of the {patches} of a {self.img_size}-pixel image in "
+             f"{patch}-pixel patches (at most {1 - 1 / patches:g})")
         for name in ("epochs", "batch_size", "accum_iter", "img_size", "log_every", "keep_last",
                      "preview_images", "synthetic_size", "knn_images"):
             need(getattr(self, name) >= 1, name, "must be at least 1")
@@ -150,6 +155,7 @@ class PretrainConfig:
         need(all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
         need(0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
         need(self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
+        check_seed(self.seed)
 
     def model_kwargs(self) -> dict:
         """Constructor overrides for `create_model(self.model, ...)`."""

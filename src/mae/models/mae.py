@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..masking import check_mask_ratio, mask_plan, removed_mask
 from .pos_embed import resample_pos_embed, sincos_2d
+from .sizes import check_decoder
 from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm, to_2tuple
 
 
@@ -62,6 +63,7 @@ class MaskedAutoencoder(VisionTransformer):
         layer_norm_eps=LAYER_NORM_EPS,
         mask_ratio=0.75,
     ):
+        check_decoder(decoder_embed_dim, decoder_depth, decoder_num_heads)
         super().__init__(
             img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, layer_norm_eps=layer_norm_eps
         )

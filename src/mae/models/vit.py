@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .pos_embed import resample_pos_embed, sincos_2d
+from .sizes import check_encoder
 
 LAYER_NORM_EPS = 1e-6  # the official models' LayerNorm eps (Hugging Face's default is 1e-12)
 
@@ -45,6 +46,11 @@ class PatchEmbed(nn.Module):
         """Check an image batch and return its patch grid (rows, cols)."""
         if imgs.ndim != 4:
             raise ValueError(f"expected images of shape [N, C, H, W], got {tuple(imgs.shape)}")
+        if not imgs.is_floating_point():
+            raise ValueError(
+                f"expected floating-point images (float32, or bfloat16 / float16), normalised by the "
+                f"training mean and std; got {imgs.dtype} (uint8 pixels: mae.data.Normalize converts them)"
+            )
         _, chans, height, width = imgs.shape
         if chans != self.in_chans:
             raise ValueError(f"expected {self.in_chans} image channels, got {chans}")
@@ -197,6 +203,7 @@ class VisionTransformer(nn.Module):
         layer_norm_eps=LAYER_NORM_EPS,
     ):
         super().__init__()
+        check_encoder(img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio)
         if global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
         self.config = dict(
