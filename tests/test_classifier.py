@@ -16,11 +16,18 @@ from mae.models.classifier import (
     fold_linprobe_head,
     freeze_all_but_last_blocks,
 )
+from mae.weights import load_encoder
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
 WIDTH, DEPTH, PATCH, GRID, CLASSES = 128, 2, 8, 4, 10
 HEADS = WIDTH // 64  # what load_model infers for a width no named model has
+
+
+def classifier(source, **kwargs):
+    """build_classifier on the encoder that load_encoder reads from `source`."""
+    name = None if isinstance(source, (dict, torch.nn.Module)) else str(source)
+    return build_classifier(load_encoder(source), **kwargs, name=name)
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +102,14 @@ def test_official_finetuned_checkpoint_gives_the_reference_logits(tmp_path, pool
     state = official_state(pool)
     path = tmp_path / "finetuned.pth"
     torch.save({"model": state, "args": argparse.Namespace(input_size=32, nb_classes=CLASSES)}, path)
-    model, report = build_classifier(path, num_classes=None, global_pool=None)
+    model, report = classifier(path, num_classes=None, global_pool=None)
     assert model.global_pool == pool and report.missing == [] and report.unexpected == []
     imgs = images()
     expected = F.linear(reference_features(state, imgs, pool), state["head.weight"], state["head.bias"])
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(imgs), expected, atol=2e-5, rtol=1e-5)
     # the same classes asked for explicitly: the head is kept as well
-    same, _ = build_classifier(path, num_classes=CLASSES, global_pool=pool)
+    same, _ = classifier(path, num_classes=CLASSES, global_pool=pool)
     assert torch.equal(same.head.weight, state["head.weight"])
 
 
@@ -114,7 +121,7 @@ def test_official_linear_probe_checkpoint_folds_its_batchnorm_head(tmp_path):
     state.update({"head.0.running_mean": mean, "head.0.running_var": var,
                   "head.0.num_batches_tracked": torch.tensor(7), "head.1.weight": weight, "head.1.bias": bias})
     torch.save({"model": state}, tmp_path / "linprobe.pth")
-    model, _ = build_classifier(tmp_path / "linprobe.pth", num_classes=None, global_pool=None)
+    model, _ = classifier(tmp_path / "linprobe.pth", num_classes=None, global_pool=None)
     imgs = images()
     feats = reference_features(state, imgs, "token")
     expected = F.linear((feats - mean) / torch.sqrt(var + 1e-6), weight, bias)
@@ -126,7 +133,7 @@ def test_official_linear_probe_checkpoint_folds_its_batchnorm_head(tmp_path):
 
 
 def test_fine_tuning_classifier_from_pretraining_weights(pretrained):
-    model, report = build_classifier(pretrained, num_classes=7)
+    model, report = classifier(pretrained, num_classes=7)
     assert report.missing == ["fc_norm.bias", "fc_norm.weight", "head.bias", "head.weight"]
     assert {"norm.weight", "norm.bias", "mask_token", "decoder_embed.weight"} <= set(report.unexpected)
     decoder = [k for k in pretrained.state_dict() if k.startswith(("decoder", "mask_token"))]
@@ -146,7 +153,7 @@ def test_fine_tuning_classifier_from_pretraining_weights(pretrained):
 
 
 def test_token_pooling_keeps_the_encoders_final_norm(pretrained):
-    model, report = build_classifier(pretrained, num_classes=4, global_pool="token", drop_path_rate=0.0)
+    model, report = classifier(pretrained, num_classes=4, global_pool="token", drop_path_rate=0.0)
     assert report.missing == ["head.bias", "head.weight"]
     assert torch.equal(model.norm.weight, pretrained.norm.weight)
     with torch.no_grad():
@@ -155,7 +162,7 @@ def test_token_pooling_keeps_the_encoders_final_norm(pretrained):
 
 
 def test_linear_probe_head_is_batchnorm_without_affine_then_linear(pretrained):
-    model, _ = build_classifier(pretrained, num_classes=10, global_pool="token", head="linprobe")
+    model, _ = classifier(pretrained, num_classes=10, global_pool="token", head="linprobe")
     norm, linear = model.head
     assert isinstance(norm, torch.nn.BatchNorm1d)
     assert not norm.affine and norm.weight is None and norm.bias is None and norm.eps == 1e-6
@@ -170,7 +177,7 @@ def test_linear_probe_head_is_batchnorm_without_affine_then_linear(pretrained):
 
 
 def test_other_resolution_resamples_the_position_table(pretrained):
-    model, report = build_classifier(pretrained, num_classes=3, img_size=48)
+    model, report = classifier(pretrained, num_classes=3, img_size=48)
     assert model.pos_embed.shape == (1, 1 + 6 * 6, 64) and model.pos_embed.requires_grad
     assert any("resampled" in note for note in report.notes)
     assert model(images(2, 48)).shape == (2, 3)
@@ -185,10 +192,10 @@ def test_every_source_layout_loads_the_same_encoder(tmp_path, pretrained):
               hf / "model.safetensors")
     (hf / "config.json").write_text(json.dumps(interop.hf_config_from_ours(pretrained.config)))
     torch.save({"model": pretrained.state_dict()}, tmp_path / "official.pth")
-    reference, _ = build_classifier(pretrained, num_classes=5, global_pool="token")
+    reference, _ = classifier(pretrained, num_classes=5, global_pool="token")
     for source in (run, run / "checkpoints" / "epoch_0001" / "model.safetensors", hf,
                    tmp_path / "official.pth", pretrained.state_dict()):
-        model, report = build_classifier(source, num_classes=5, global_pool="token")
+        model, report = classifier(source, num_classes=5, global_pool="token")
         assert report.missing == ["head.bias", "head.weight"], source
         for key in report.loaded:
             assert torch.equal(model.state_dict()[key], reference.state_dict()[key]), (source, key)
@@ -198,7 +205,7 @@ def test_every_source_layout_loads_the_same_encoder(tmp_path, pretrained):
 
 
 def test_partial_fine_tuning_trains_the_last_blocks_norm_and_head(pretrained):
-    model, _ = build_classifier(pretrained, num_classes=3)
+    model, _ = classifier(pretrained, num_classes=3)
     trainable = freeze_all_but_last_blocks(model, 1)
     assert trainable == [n for n, _ in model.named_parameters()
                          if n.startswith(("blocks.1.", "fc_norm.", "head."))]
@@ -209,7 +216,7 @@ def test_partial_fine_tuning_trains_the_last_blocks_norm_and_head(pretrained):
 
 
 def test_folded_linear_probe_saves_and_loads_as_a_plain_classifier(tmp_path, pretrained):
-    model, _ = build_classifier(pretrained, num_classes=6, global_pool="token", head="linprobe")
+    model, _ = classifier(pretrained, num_classes=6, global_pool="token", head="linprobe")
     model.train()
     with torch.no_grad():
         for seed in range(3):  # running statistics away from (0, 1)
@@ -221,7 +228,7 @@ def test_folded_linear_probe_saves_and_loads_as_a_plain_classifier(tmp_path, pre
     with torch.no_grad():
         torch.testing.assert_close(folded(imgs), model(imgs), atol=1e-5, rtol=1e-5)
         mae.save_model(folded, tmp_path / "probe.safetensors")
-        loaded, report = build_classifier(tmp_path / "probe.safetensors", num_classes=None, global_pool=None)
+        loaded, report = classifier(tmp_path / "probe.safetensors", num_classes=None, global_pool=None)
         assert report.missing == []
         torch.testing.assert_close(loaded.eval()(imgs), model(imgs), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="no BatchNorm"):
@@ -237,31 +244,31 @@ def test_checkpoint_without_an_encoder_is_refused(tmp_path, pretrained):
     save_file({k: v.contiguous() for k, v in decoder_only.items()}, tmp_path / "decoder.safetensors")
     for source in (decoder_only, tmp_path / "decoder.pth", tmp_path / "decoder.safetensors"):
         with pytest.raises(ValueError, match="holds no ViT encoder weights.*missing cls_token"):
-            build_classifier(source, num_classes=10)
+            classifier(source, num_classes=10)
     headless = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("blocks.")}
     with pytest.raises(ValueError, match="missing blocks.0.attn.qkv.weight"):
-        build_classifier(headless, num_classes=10)
+        classifier(headless, num_classes=10)
     with pytest.raises(ValueError, match="does not exist"):
-        build_classifier(tmp_path / "nowhere.pth", num_classes=10)
+        classifier(tmp_path / "nowhere.pth", num_classes=10)
 
 
 def test_class_count_mismatch_is_an_error_unless_the_head_is_dropped(tmp_path):
     state = official_state("avg")
     with pytest.raises(ValueError, match=f"head for {CLASSES} classes but 100 were asked for.*drop_head"):
-        build_classifier(state, num_classes=100)
-    model, report = build_classifier(state, num_classes=100, drop_head=True)
+        classifier(state, num_classes=100)
+    model, report = classifier(state, num_classes=100, drop_head=True)
     assert model.head.out_features == 100 and report.missing == ["head.bias", "head.weight"]
     assert any(f"{CLASSES}-class head was not used" in note for note in report.notes)
 
 
 def test_bad_arguments(pretrained):
     with pytest.raises(ValueError, match="has no classification head; give the number of classes"):
-        build_classifier(pretrained, num_classes=None)
+        classifier(pretrained, num_classes=None)
     with pytest.raises(ValueError, match="head must be one of"):
-        build_classifier(pretrained, num_classes=3, head="mlp")
+        classifier(pretrained, num_classes=3, head="mlp")
     with pytest.raises(ValueError, match="global_pool must be"):
-        build_classifier(pretrained, num_classes=3, global_pool="max")
+        classifier(pretrained, num_classes=3, global_pool="max")
     with pytest.raises(ValueError, match="drop_path_rate"):
-        build_classifier(pretrained, num_classes=3, drop_path_rate=1.5)
+        classifier(pretrained, num_classes=3, drop_path_rate=1.5)
     with pytest.raises(ValueError, match="expected an mae model"):
-        build_classifier(torch.nn.Linear(2, 2), num_classes=3)
+        classifier(torch.nn.Linear(2, 2), num_classes=3)

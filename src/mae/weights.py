@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from . import interop
 from .checksums import CHECKSUMS_KEY, CorruptFile, tensor_checksums, verify_tensors
 from .models import MaskedAutoencoder, VisionTransformer
+from .models.classifier import fold_batchnorm_head_state
 from .models.pos_embed import grid_from_length, resample_pos_embed
 from .models.zoo import CONFIGS
 
@@ -395,6 +396,61 @@ def load_model(src, **overrides) -> torch.nn.Module:
 def constructor_kwargs(cls, config: dict) -> dict:
     """The entries of `config` that `cls` takes."""
     return {k: v for k, v in config.items() if k in inspect.signature(cls).parameters}
+
+
+# ---------------------------------------------------------------- encoders for classifiers
+
+ENCODER_KEYS = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight")
+
+
+def _require_encoder(state: dict, name: str) -> None:
+    layout = interop.detect_layout(state)
+    if layout not in ("mae", "unknown"):
+        return  # another ecosystem's layout: load_model maps and checks it
+    absent = [k for k in ENCODER_KEYS if k not in state]
+    if absent:
+        raise ValueError(
+            f"{name} holds no ViT encoder weights: expected {', '.join(ENCODER_KEYS)} (official / "
+            f"ours) or vit.embeddings.* (Hugging Face); missing {', '.join(absent)}; "
+            f"it has {len(state)} tensors, first: {', '.join(list(state)[:5]) or 'none'}"
+        )
+
+
+def load_encoder(source) -> VisionTransformer:
+    """The model `build_classifier` starts from: anything `load_model` accepts, or an mae
+    model as it is. A checkpoint without ViT encoder weights is refused naming what it
+    holds; an official linear-probe head (BatchNorm + linear) is folded into one linear layer."""
+    if isinstance(source, torch.nn.Module):
+        if not isinstance(source, VisionTransformer):
+            raise ValueError(f"cannot build a classifier from a {type(source).__name__}; expected an mae model")
+        return source
+    name = "state dict" if isinstance(source, dict) else str(source)
+    obj = source
+    if not isinstance(source, dict):
+        path = Path(source)
+        if not path.exists():
+            raise ValueError(f"checkpoint {path} does not exist")
+        if path.is_file() and path.suffix == ".safetensors":
+            _require_encoder(dict.fromkeys(safetensors_keys(path)), name)  # keys only, no tensors read
+        elif path.is_file():
+            obj = read_pth(path)  # read once, checked, then handed to load_model with its args
+            if not isinstance(obj, dict):
+                raise ValueError(f"{name} holds a bare {type(obj).__name__}, not a checkpoint: expected a "
+                                 "dict of named weights (a state dict, or one under 'model')")
+    if isinstance(obj, dict):
+        try:
+            state, _ = unwrap_checkpoint(obj)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+        _require_encoder(state, name)
+        folded = fold_batchnorm_head_state(state)
+        if folded is not state:  # keep the run's args and config beside the new weights
+            obj = {k: v for k, v in obj.items() if not isinstance(v, (torch.Tensor, dict))}
+            obj["model"] = folded
+    try:
+        return load_model(obj)
+    except KeyError as err:  # a layout we know with a tensor missing
+        raise ValueError(f"{name} is not a complete ViT encoder checkpoint: no {err}") from None
 
 
 # ---------------------------------------------------------------- exporting to other layouts

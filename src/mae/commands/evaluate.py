@@ -28,7 +28,7 @@ from ..engine.precision import resolve_precision
 from ..models.classifier import build_classifier
 from ..robustness.report import markdown
 from ..robustness.suite import plan_suite, run_suite
-from ..weights import MODEL_FILE
+from ..weights import MODEL_FILE, load_encoder
 
 HELP = ("evaluate a classifier (top-1 / top-5) on a labelled image folder, a class subset of it, or "
         "the robustness benchmarks (ImageNet-C mCE, -A, -R, -Sketch)")
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     device = distributed.resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     path = classifier_file(config.checkpoint)
-    model, _ = build_classifier(path, num_classes=None, global_pool=None, drop_path_rate=0.0,
-                                img_size=config.img_size)
+    model, _ = build_classifier(load_encoder(path), num_classes=None, global_pool=None, drop_path_rate=0.0,
+                                img_size=config.img_size, name=path)
     num_outputs = model.num_classes
     img_size = model.config["img_size"][0]
     env = distributed.DistEnv(device=device)

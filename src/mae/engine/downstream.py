@@ -30,7 +30,7 @@ from ..data import (
 )
 from ..data.class_subsets import ClassSubset, check_same_classes
 from ..models.vit import VisionTransformer
-from ..weights import constructor_kwargs, load_model, save_model
+from ..weights import constructor_kwargs, load_encoder, load_model, save_model
 from . import distributed
 from .checkpoint import load_model_state
 from .config import config_to_dict
@@ -55,7 +55,7 @@ class Recipe:
     """What fine-tuning and linear probing do differently."""
 
     name: str  # "finetune" / "linprobe": progress and messages
-    build: Callable  # (config, encoder source, num_classes) -> (classifier, LoadReport)
+    build: Callable  # (config, encoder model, num_classes) -> (classifier, LoadReport)
     optimizer: Callable  # (config, classifier, lr) -> torch optimizer
     augment: Callable  # (config, num_classes) -> f(float images [N, C, S, S] in [0, 1], labels, generator) -> (normalised images, targets)
     loss: Callable  # (logits, targets) -> scalar
@@ -164,12 +164,13 @@ def evaluate_classifier(
 # ---------------------------------------------------------------- model
 
 
-def encoder_source(config: DownstreamConfig):
-    """The checkpoint, or (with --random-init) a freshly initialised model of its architecture."""
+def encoder_source(config: DownstreamConfig) -> VisionTransformer:
+    """The checkpoint's encoder, or (with --random-init) a freshly initialised model of its
+    architecture."""
     if config.checkpoint is None:
         raise ValueError("--checkpoint is required: the pretrained encoder to start from")
     if not config.random_init:
-        return config.checkpoint
+        return load_encoder(config.checkpoint)
     arch = constructor_kwargs(VisionTransformer, dict(load_model(config.checkpoint).config))
     arch.update(num_classes=0)
     torch.manual_seed(config.seed)

@@ -24,9 +24,10 @@ from .lr_decay import param_groups_lrd
 from .optim import adamw
 
 
-def build(config: FinetuneConfig, source, num_classes: int):
-    model, report = build_classifier(source, num_classes, config.global_pool, config.drop_path,
-                                     img_size=config.img_size, head="linear", drop_head=config.drop_head)
+def build(config: FinetuneConfig, encoder, num_classes: int):
+    model, report = build_classifier(encoder, num_classes, config.global_pool, config.drop_path,
+                                     img_size=config.img_size, head="linear", drop_head=config.drop_head,
+                                     name=config.checkpoint)
     if config.finetune_blocks is not None:
         trainable = freeze_all_but_last_blocks(model, config.finetune_blocks)
         report.notes.append(f"partial fine-tuning: {len(trainable)} trainable tensors "

@@ -22,9 +22,9 @@ from .downstream_config import LinprobeConfig
 from .lars import LARS
 
 
-def build(config: LinprobeConfig, source, num_classes: int):
-    model, report = build_classifier(source, num_classes, "token", drop_path_rate=0.0,
-                                     img_size=config.img_size, head="linprobe")
+def build(config: LinprobeConfig, encoder, num_classes: int):
+    model, report = build_classifier(encoder, num_classes, "token", drop_path_rate=0.0,
+                                     img_size=config.img_size, head="linprobe", name=config.checkpoint)
     return model, report
 
 

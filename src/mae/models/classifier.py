@@ -1,10 +1,11 @@
 """Classifiers from an MAE encoder, for fine-tuning, linear probing and evaluation.
 
-    model, report = build_classifier("runs/pretrain", num_classes=1000)       # fine-tune
-    model, report = build_classifier(path, num_classes=1000, global_pool="token",
-                                     head="linprobe")                         # linear probe
-    model, report = build_classifier("mae_finetuned_vit_base.pth", num_classes=None,
-                                     global_pool=None)                        # evaluate
+    encoder = load_encoder("runs/pretrain")   # mae.weights.load_encoder: any checkpoint, or a model
+    model, report = build_classifier(encoder, num_classes=1000)                # fine-tune
+    model, report = build_classifier(encoder, num_classes=1000, global_pool="token",
+                                     head="linprobe")                          # linear probe
+    model, report = build_classifier(load_encoder("mae_finetuned_vit_base.pth"),
+                                     num_classes=None, global_pool=None)       # evaluate
 
 As the official fine-tuning code:
   * global_pool="avg": mean of the patch tokens through a fresh `fc_norm`; the encoder's
@@ -21,13 +22,10 @@ layer with weight trunc-normal std 0.01; everything but the head is frozen.
 import logging
 from copy import deepcopy
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from ..interop import detect_layout
-from ..weights import load_model, read_pth, safetensors_keys, unwrap_checkpoint
 from .vit import VisionTransformer, to_2tuple
 
 log = logging.getLogger(__name__)
@@ -36,7 +34,6 @@ HEADS = ("linear", "linprobe")
 HEAD_INIT_STD = {"linear": 2e-5, "linprobe": 0.01}
 DROP_PATH_DEFAULT = {"linear": 0.1, "linprobe": 0.0}
 ARCH_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "layer_norm_eps")
-ENCODER_KEYS = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight")
 PRETRAIN_ONLY_PREFIXES = ("decoder_", "mask_token")
 
 
@@ -61,20 +58,7 @@ class LoadReport:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- reading the encoder
-
-
-def _require_encoder(state: dict, name: str) -> None:
-    layout = detect_layout(state)
-    if layout not in ("mae", "unknown"):
-        return  # another ecosystem's layout: mae.load_model maps and checks it
-    absent = [k for k in ENCODER_KEYS if k not in state]
-    if absent:
-        raise ValueError(
-            f"{name} holds no ViT encoder weights: expected {', '.join(ENCODER_KEYS)} (official / "
-            f"ours) or vit.embeddings.* (Hugging Face); missing {', '.join(absent)}; "
-            f"it has {len(state)} tensors, first: {', '.join(list(state)[:5]) or 'none'}"
-        )
+# ---------------------------------------------------------------- official heads
 
 
 def fold_batchnorm_head_state(state: dict) -> dict:
@@ -100,60 +84,23 @@ def _fold(weight, bias, mean, var, eps):
     return folded_weight.to(weight.dtype), folded_bias.to(bias.dtype)
 
 
-def _load_encoder(source) -> tuple[VisionTransformer, str]:
-    """Any source mae.load_model accepts (or a model) -> (model, name for messages)."""
-    if isinstance(source, nn.Module):
-        if not isinstance(source, VisionTransformer):
-            raise ValueError(
-                f"cannot build a classifier from a {type(source).__name__}; expected an mae model"
-            )
-        return source, type(source).__name__
-    name = "state dict" if isinstance(source, dict) else str(source)
-    obj = source
-    if not isinstance(source, dict):
-        path = Path(source)
-        if not path.exists():
-            raise ValueError(f"checkpoint {path} does not exist")
-        if path.is_file() and path.suffix == ".safetensors":
-            _require_encoder(dict.fromkeys(safetensors_keys(path)), name)  # keys only, no tensors read
-        elif path.is_file():
-            obj = read_pth(path)  # read once, checked, then handed to load_model with its args
-            if not isinstance(obj, dict):
-                raise ValueError(f"{name} holds a bare {type(obj).__name__}, not a checkpoint: expected a "
-                                 "dict of named weights (a state dict, or one under 'model')")
-    if isinstance(obj, dict):
-        try:
-            state, _ = unwrap_checkpoint(obj)
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
-        _require_encoder(state, name)
-        folded = fold_batchnorm_head_state(state)
-        if folded is not state:  # keep the run's args and config beside the new weights
-            obj = {k: v for k, v in obj.items() if not isinstance(v, (torch.Tensor, dict))}
-            obj["model"] = folded
-    try:
-        return load_model(obj), name
-    except KeyError as err:  # a layout we know with a tensor missing
-        raise ValueError(f"{name} is not a complete ViT encoder checkpoint: no {err}") from None
-
-
 # ---------------------------------------------------------------- building
 
 
 def build_classifier(
-    source,
+    encoder: VisionTransformer,
     num_classes: int | None,
     global_pool: str | None = "avg",
     drop_path_rate: float | None = None,
     img_size=None,
     head: str = "linear",
     drop_head: bool = False,
+    name: str | None = None,
 ) -> tuple[VisionTransformer, LoadReport]:
-    """A ViT classifier with the encoder of `source` loaded, and a report of what loaded.
+    """A ViT classifier with `encoder`'s weights loaded, and a report of what loaded.
 
-    source: anything `mae.load_model` accepts (run directory, our safetensors, official
-        pretrain / encoder-only / fine-tuned / linear-probe .pth, Hugging Face ViTMAE
-        folder, state dict) or an mae model.
+    encoder: an mae model (a MaskedAutoencoder or VisionTransformer), as
+        `mae.weights.load_encoder` reads it from any checkpoint.
     num_classes: classes of the head; None takes the checkpoint's head (for evaluation).
     global_pool: "avg" (official fine-tuning), "token" (official linear probing), or None
         for the checkpoint's own ("avg" when it has `fc_norm`).
@@ -163,7 +110,11 @@ def build_classifier(
         BatchNorm + linear head, always freshly initialised).
     drop_head: start from a fresh head when the checkpoint's has another class count
         (otherwise that is an error).
+    name: where the encoder comes from, for messages (default: its class name).
     """
+    if not isinstance(encoder, VisionTransformer):
+        raise ValueError(f"cannot build a classifier from a {type(encoder).__name__}; expected an mae model")
+    name = name or type(encoder).__name__
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     if global_pool not in ("avg", "token", None):
@@ -174,7 +125,6 @@ def build_classifier(
     if not 0.0 <= drop_path_rate < 1.0:
         raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
 
-    encoder, name = _load_encoder(source)
     state = dict(encoder.state_dict())
     report = LoadReport(source=name)
 
