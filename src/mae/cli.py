@@ -14,6 +14,7 @@ COMMANDS = {
     "linprobe": "mae.commands.linprobe",
     "eval": "mae.commands.evaluate",
     "corrupt": "mae.commands.corrupt",
+    "segment": "mae.commands.segment",
     "visualize": "mae.commands.visualize",
     "convert": "mae.commands.convert",
     "bench": "mae.commands.bench",

@@ -4,6 +4,8 @@ Every image is a pure function of (seed, index), rendered on demand, so the data
 no download and no disk and is identical everywhere. There is enough structure to judge a
 reconstruction by eye (edges, colours, gradients, stripes) and for a linear probe to tell
 the classes apart; position, size, rotation, colours and textures vary within a class.
+The shape is drawn from a mask, which is also a segmentation target (`render_with_mask`:
+background 0, the shape 1 + its class).
 """
 
 import numpy as np
@@ -41,6 +43,15 @@ def _shape_mask(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def render(seed: int, index: int, size: int) -> tuple[np.ndarray, int]:
     """One image [size, size, 3] uint8 and its label; classes cycle with the index."""
+    image, _, label = render_with_mask(seed, index, size)
+    return image, label
+
+
+def render_with_mask(seed: int, index: int, size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The image, its segmentation mask [size, size] uint8 and its label.
+
+    Mask: 0 = background, 1 + label where the shape covers at least half of the pixel.
+    """
     rng = np.random.default_rng([seed, _STREAM, index])
     label = index % len(SHAPES)
     n = size * SUPERSAMPLE
@@ -83,7 +94,9 @@ def render(seed: int, index: int, size: int) -> tuple[np.ndarray, int]:
     image = np.where(inside[..., None], fill, image)
 
     image = image.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean(axis=(1, 3))
-    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), label
+    coverage = inside.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
+    mask = np.where(coverage >= 0.5, 1 + label, 0).astype(np.uint8)
+    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), mask, label
 
 
 class SyntheticShapes(ImageSource):

@@ -277,6 +277,12 @@ class VisionTransformer(nn.Module):
             x = block(x)
         return self.final_norm(x)
 
+    def forward_dense(self, imgs: torch.Tensor) -> torch.Tensor:
+        """Patch tokens as a feature map, for dense tasks: [N, C, H, W] -> [N, D, H/p, W/p]."""
+        rows, cols = self.patch_embed.grid_for(imgs)
+        tokens = self.forward_features(imgs)[:, 1:]  # [N, L, D], row-major over the grid
+        return tokens.transpose(1, 2).reshape(len(imgs), -1, rows, cols)
+
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":
             pooled = self.fc_norm(features[:, 1:].mean(dim=1))
