@@ -4,7 +4,7 @@
 
 1. Pretrain with configs/demo.yaml into --pretrain-dir (or continue / reuse a run there).
 2. `mae segment --config configs/segment_demo.yaml` from the MAE encoder and, with the same
-   budget, from the same architecture at random initialisation (--random-init).
+   budget, from the same architecture at random initialisation (--random-init), side by side.
 Writes benchmarks/results/segmentation_demo.{md,json}: mIoU, mAcc, aAcc, per-class IoU,
 the commands, their wall times and the load average beside them.
 """
@@ -24,13 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run(args: list[str], log: list) -> None:
-    shown = " ".join(shlex.quote(a) for a in ["mae", *args])
-    print(f"$ {shown}", flush=True)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mae.cli", *args], check=True, cwd=ROOT)
-    log.append({"command": shown, "seconds": round(time.perf_counter() - start, 1),
-                "load_average_after": [round(x, 2) for x in os.getloadavg()]})
+def run(commands: list[list[str]], log: list) -> None:
+    """`mae` commands side by side (independent runs); each one's wall time and the load after it."""
+    start, running = time.perf_counter(), []
+    for args in commands:
+        shown = " ".join(shlex.quote(a) for a in ["mae", *args])
+        print(f"$ {shown}", flush=True)
+        running.append((shown, subprocess.Popen([sys.executable, "-m", "mae.cli", *args], cwd=ROOT)))
+    for shown, process in running:
+        if process.wait():
+            raise SystemExit(f"failed ({process.returncode}): {shown}")
+        log.append({"command": shown, "seconds": round(time.perf_counter() - start, 1),
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]})
 
 
 def main() -> int:
@@ -47,16 +52,18 @@ def main() -> int:
         raise SystemExit(f"{out} is not empty; choose another --out-dir")
     log: list = []
     threads = ["--threads", str(args.threads)]
-    run(["pretrain", "--config", "configs/demo.yaml", "--output-dir", args.pretrain_dir, "--resume", "auto",
-         "--epochs", str(args.pretrain_epochs), "--synthetic-size", str(args.pretrain_images),
-         "--knn-every-epochs", "0", *threads], log)
-    results = {}
-    for name, extra in (("mae", []), ("random_init", ["--random-init"])):
-        run_dir = out / name
-        run(["segment", "--config", "configs/segment_demo.yaml", "--checkpoint", args.pretrain_dir,
-             "--output-dir", str(run_dir), *threads, *extra], log)
-        results[name] = json.loads((run_dir / "results.json").read_text())
+    run([["pretrain", "--config", "configs/demo.yaml", "--output-dir", args.pretrain_dir, "--resume", "auto",
+          "--epochs", str(args.pretrain_epochs), "--synthetic-size", str(args.pretrain_images),
+          "--knn-every-epochs", "0", *threads]], log)
+    runs = {"mae": [], "random_init": ["--random-init"]}
+    run([["segment", "--config", "configs/segment_demo.yaml", "--checkpoint", args.pretrain_dir,
+          "--output-dir", str(out / name), *threads, *extra] for name, extra in runs.items()], log)
+    results = {name: json.loads((out / name / "results.json").read_text()) for name in runs}
+    write_report(args, results, log)
+    return 0
 
+
+def write_report(args, results: dict, log: list) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "segmentation_demo.json").write_text(json.dumps({"results": results, "commands": log}, indent=2) + "\n")
     lines = ["# Segmentation on the built-in shapes: the demo's MAE encoder vs random init", "",
@@ -70,12 +77,11 @@ def main() -> int:
         cells = [results[n]["per_class"][name]["IoU"] for n in ("mae", "random_init")]
         lines.append(f"| IoU {name} | " + " | ".join("—" if c is None else f"{c:.1f}%" for c in cells) + " |")
     lines += ["", "Same budget for both: configs/segment_demo.yaml (UPerNet on the simple feature pyramid, "
-              "200 steps of 16 crops, AdamW, layer decay 0.65, warm-up + poly). Commands (wall time, "
-              "load average after):", ""]
+              "AdamW, layer decay 0.65, warm-up + poly), the two runs side by side. Commands (wall time "
+              "since their start, load average after):", ""]
     lines += [f"    {e['command']}    # {e['seconds']} s, load {e['load_average_after']}" for e in log]
     (RESULTS / "segmentation_demo.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":
