@@ -23,18 +23,18 @@ class Reconstruction:
 
     original: np.ndarray
     masked: np.ndarray  # removed patches shown grey
-    reconstruction: np.ndarray  # the decoder's prediction for every patch
-    pasted: np.ndarray  # prediction on removed patches, the input on visible ones
+    reconstruction: np.ndarray | None  # the decoder's prediction for every patch (None: not pixels)
+    pasted: np.ndarray | None  # prediction on removed patches, the input on visible ones
     mask: np.ndarray  # [N, L], 1 = removed
     loss: float
     norm_pix: bool  # predictions were mapped back from per-patch normalised pixels
     mask_type: str = "random"
+    target: str = "pixels"  # what the decoder predicts (mae.targets)
 
     def rows(self) -> list[list[np.ndarray]]:
-        return [
-            [self.original[i], self.masked[i], self.reconstruction[i], self.pasted[i]]
-            for i in range(len(self.original))
-        ]
+        """Per image: original, masked, and (for pixel targets) reconstruction, pasted."""
+        columns = [self.original, self.masked] + ([self.reconstruction, self.pasted] if self.pasted is not None else [])
+        return [[column[i] for column in columns] for i in range(len(self.original))]
 
 
 def _to_display(imgs: torch.Tensor, mean, std) -> np.ndarray:
@@ -62,6 +62,7 @@ def reconstruct(
 
     With norm_pix_loss the decoder predicts each patch normalised by its own mean and
     variance; those are taken from the input patch to map the prediction back to pixels.
+    A target that is not pixels (HOG) gives the original and masked images only.
     """
     if not isinstance(model, MaskedAutoencoder):
         raise ValueError(
@@ -75,23 +76,22 @@ def reconstruct(
     finally:
         model.train(was_training)
     grid = model.patch_embed.grid_for(imgs)
-    pred = out.pred.float()  # [N, L, p*p*C]
-    if model.norm_pix_loss:
-        target = model.patchify(imgs.float())
-        mean_p = target.mean(dim=-1, keepdim=True)
-        var_p = target.var(dim=-1, keepdim=True)
-        pred = pred * (var_p + 1.0e-6) ** 0.5 + mean_p
-    patch_values = pred.shape[-1]
-    mask = out.mask.float()  # [N, L]
-    mask_img = model.unpatchify(mask.unsqueeze(-1).expand(-1, -1, patch_values), grid)  # [N, C, H, W]
-    recon = model.unpatchify(pred, grid)
     imgs = imgs.float()
-
+    patches = model.patchify(imgs)  # [N, L, p*p*C]
+    mask = out.mask.float()  # [N, L]
+    mask_img = model.unpatchify(mask.unsqueeze(-1).expand_as(patches), grid)  # [N, C, H, W]
     original = _to_display(imgs, mean, std)
-    reconstruction = _to_display(recon, mean, std)
     keep = (1 - mask_img).permute(0, 2, 3, 1).numpy()  # [N, H, W, C], 1 = visible
     masked = original * keep + 0.5 * (1 - keep)
-    pasted = original * keep + reconstruction * (1 - keep)
+    reconstruction = pasted = None
+    if model.target.pixels:
+        pred = out.pred.float()  # [N, L, p*p*C]
+        if model.norm_pix_loss:
+            mean_p = patches.mean(dim=-1, keepdim=True)
+            var_p = patches.var(dim=-1, keepdim=True)
+            pred = pred * (var_p + 1.0e-6) ** 0.5 + mean_p
+        reconstruction = _to_display(model.unpatchify(pred, grid), mean, std)
+        pasted = original * keep + reconstruction * (1 - keep)
     return Reconstruction(
         original=original,
         masked=masked,
@@ -101,6 +101,7 @@ def reconstruct(
         loss=float(out.loss),
         norm_pix=bool(model.norm_pix_loss),
         mask_type=mask_type,
+        target=model.config["target"],
     )
 
 
@@ -160,7 +161,7 @@ def visualize(
 def save_reconstruction_png(
     rec: Reconstruction, path, title: str | None = None, row_labels: list[str] | None = None
 ) -> Path:
-    """One row per image, the four columns of COLUMNS, written to `path`."""
+    """One row per image, the columns of COLUMNS (the first two without pixel predictions), written to `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,8 +170,9 @@ def save_reconstruction_png(
     rows = rec.rows()
     height, width = rows[0][0].shape[:2]
     cell = 2.2
+    columns = len(rows[0])
     fig, axes = plt.subplots(
-        len(rows), 4, figsize=(4 * cell * max(1.0, width / height), len(rows) * cell + 0.6), squeeze=False,
+        len(rows), columns, figsize=(columns * cell * max(1.0, width / height), len(rows) * cell + 0.6), squeeze=False,
         layout="constrained",  # leaves room for the two-line title above the column titles
     )
     for r, row in enumerate(rows):
@@ -189,6 +191,8 @@ def save_reconstruction_png(
     note = f"{rec.mask_type} mask, ratio {ratio:.2f}, loss {rec.loss:.4f}"
     if rec.norm_pix:
         note += "; norm-pix predictions mapped back to pixels with each patch's own mean/std"
+    if rec.pasted is None:
+        note += f"; the model predicts {rec.target} features, not pixels: no reconstruction to show"
     fig.suptitle((title + "\n" if title else "") + note, fontsize=9)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -494,6 +494,10 @@ def export_model(model: torch.nn.Module, dst, layout: str, encoder_only: bool = 
     kind, config = model_kind_and_config(model)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     report = ExportReport(layout)
+    target = config.get("target", "pixels")
+    if kind == "mae" and not encoder_only and layout in ("official", "hf") and target not in ("pixels", "norm_pix"):
+        raise ValueError(f"the {layout} layout's decoder predicts pixels, but this model's predicts {target}: "
+                         "export the encoder only (--encoder-only)")
     if kind == "mae" and (encoder_only or layout == "timm"):
         state, report.dropped = interop.split_decoder(state)
         kind, config = "vit", constructor_kwargs(VisionTransformer, config)

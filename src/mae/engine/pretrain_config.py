@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ..models.zoo import CONFIGS, model_names
+from ..targets import model_target
 from .config import flag
 from .seeding import check_seed
 
@@ -64,6 +65,10 @@ class PretrainConfig:
     decoder_num_heads: int | None = _opt("decoder attention heads; default: the named model's")
     norm_pix_loss: bool = _set(False, "predict each patch normalised by its own mean and variance "
                                "(the paper's best setting)")
+    target: str = _set("pixels", "what the decoder predicts for each removed patch: pixels, norm_pix "
+                       "(the same as --norm-pix-loss) or hog (histograms of oriented gradients, "
+                       "MaskFeat's); others registered with mae.targets.register_target",
+                       metavar="NAME")
     mask_ratio: float = _set(0.75, "fraction of patches removed, in [0, 1)")
     mask_type: str = _set("random", "how the removed patches are chosen: at random (the paper's), "
                           "in BEiT-style blocks, or one kept of every 2x2 (grid; mask ratio 0.75)",
@@ -131,6 +136,10 @@ class PretrainConfig:
             check_mask_ratio(self.mask_ratio)
         except ValueError:
             need(False, "mask_ratio", "must be in [0, 1) (1.0 would remove every patch)")
+        try:
+            model_target(self.target, self.norm_pix_loss)
+        except ValueError as err:
+            raise ValueError(f"{flag('target')}: {err}") from None
         patch = self.patch_size or CONFIGS[self.model]["patch_size"]
         try:
             check_mask_type(self.mask_type, self.mask_ratio, (self.img_size // patch,) * 2)
@@ -160,6 +169,6 @@ class PretrainConfig:
     def model_kwargs(self) -> dict:
         """Constructor overrides for `create_model(self.model, ...)`."""
         kwargs = dict(img_size=self.img_size, in_chans=self.in_chans, norm_pix_loss=self.norm_pix_loss,
-                      mask_ratio=self.mask_ratio)
+                      mask_ratio=self.mask_ratio, target=self.target)
         kwargs.update({k: getattr(self, k) for k in ARCH_FIELDS if getattr(self, k) is not None})
         return kwargs

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..masking import check_mask_ratio, mask_plan, removed_mask
+from ..targets import get_target, model_target
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_decoder
 from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm, to_2tuple
@@ -20,7 +21,7 @@ from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm,
 @dataclass
 class MAEOutput:
     loss: torch.Tensor  # scalar: MSE on removed patches only
-    pred: torch.Tensor  # [N, L, p*p*C], every patch, in patchify order
+    pred: torch.Tensor  # [N, L, T], every patch, in patchify order (T = p*p*C for pixel targets)
     mask: torch.Tensor  # [N, L], 1 = removed, 0 = kept
     ids_restore: torch.Tensor  # [N, L]
 
@@ -62,13 +63,15 @@ class MaskedAutoencoder(VisionTransformer):
         norm_pix_loss=False,
         layer_norm_eps=LAYER_NORM_EPS,
         mask_ratio=0.75,
+        target="pixels",
     ):
         check_decoder(decoder_embed_dim, decoder_depth, decoder_num_heads)
         super().__init__(
             img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, layer_norm_eps=layer_norm_eps
         )
         check_mask_ratio(mask_ratio)
-        self.norm_pix_loss = norm_pix_loss
+        target = model_target(target, norm_pix_loss)  # what the decoder predicts (mae.targets)
+        self.target, self.norm_pix_loss = get_target(target), target == "norm_pix"
         self.mask_ratio = mask_ratio  # used when forward is given none
         self.config = dict(
             img_size=list(to_2tuple(img_size)),
@@ -81,9 +84,10 @@ class MaskedAutoencoder(VisionTransformer):
             decoder_depth=decoder_depth,
             decoder_num_heads=decoder_num_heads,
             mlp_ratio=mlp_ratio,
-            norm_pix_loss=norm_pix_loss,
+            norm_pix_loss=self.norm_pix_loss,
             layer_norm_eps=layer_norm_eps,
             mask_ratio=mask_ratio,
+            target=target,
         )
 
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
@@ -96,7 +100,7 @@ class MaskedAutoencoder(VisionTransformer):
             for _ in range(decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=layer_norm_eps)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, self.target.dim(patch_size, in_chans))
 
         self.apply(init_linear_and_norm)
         nn.init.normal_(self.mask_token, std=0.02)
@@ -156,14 +160,14 @@ class MaskedAutoencoder(VisionTransformer):
         x = self.decoder_pred(self.decoder_norm(x))  # [N, 1 + L, p*p*C]
         return x[:, 1:]  # drop the cls token
 
+    def reconstruction_target(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patchified pixels [N, *, p*p*C] -> what the decoder learns to predict [N, *, T]."""
+        patches = patches.to(torch.promote_types(patches.dtype, torch.float32))  # even under bf16
+        return self.target(patches, self.patch_embed.patch_size, self.patch_embed.in_chans)
+
     def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor):
         """Mean squared error per patch, averaged over the removed patches only."""
-        # targets in float32 (or float64) even when the model runs in bf16
-        target = self.patchify(imgs.to(torch.promote_types(imgs.dtype, torch.float32)))
-        if self.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        target = self.reconstruction_target(self.patchify(imgs))
         # mse_loss: one fused pass (and one back) instead of a subtraction and a square
         loss = F.mse_loss(pred.to(target.dtype), target, reduction="none")
         loss = loss.mean(dim=-1)  # [N, L], mean loss per patch
