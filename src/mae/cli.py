@@ -18,6 +18,7 @@ COMMANDS = {
     "visualize": "mae.commands.visualize",
     "convert": "mae.commands.convert",
     "bench": "mae.commands.bench",
+    "ablate": "mae.commands.ablate",
 }
 
 

@@ -6,7 +6,8 @@ default < the YAML file given with `--config` < flags on the command line. The r
 config is written back as YAML, which `--config` accepts again.
 
 Supported field types: bool (`--flag` / `--no-flag`), int, float, str, `X | None`
-(`none` on the command line), and fixed-length tuples (`--crop-scale 0.2 1.0`).
+(`none` on the command line), fixed-length tuples (`--crop-scale 0.2 1.0`) and lists,
+`tuple[X, ...]` (`--mask-ratios 0.5 0.75`; a YAML list; `choices` apply to each item).
 """
 
 import argparse
@@ -46,13 +47,21 @@ def coerce(cls, name: str, value, source: str):
         if optional:
             return None
         raise ValueError(f"{where} may not be empty")
+    choices = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("choices")
+    if typing.get_origin(base) is tuple and typing.get_args(base)[1:] == (Ellipsis,):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where} needs a list of values, got {value!r}")
+        items = tuple(_scalar(typing.get_args(base)[0], v, where) for v in value)
+        for item in items:
+            if choices and item not in choices:
+                raise ValueError(f"{where} items must be among {', '.join(map(str, choices))}; got {item!r}")
+        return items
     if typing.get_origin(base) is tuple:
         item_types = typing.get_args(base)
         if not isinstance(value, (list, tuple)) or len(value) != len(item_types):
             raise ValueError(f"{where} needs {len(item_types)} values, got {value!r}")
         return tuple(_scalar(t, v, where) for t, v in zip(item_types, value))
     value = _scalar(base, value, where)
-    choices = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("choices")
     if choices and value not in choices:
         raise ValueError(f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
@@ -106,6 +115,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         kwargs = dict(dest=field.name, default=argparse.SUPPRESS, help=help_text)
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) is tuple and typing.get_args(base)[1:] == (Ellipsis,):
+            kwargs.update(nargs="*", metavar=field.metadata.get("metavar", field.name.upper().rstrip("S")))
         elif typing.get_origin(base) is tuple:
             count = len(typing.get_args(base))
             kwargs.update(nargs=count, metavar=field.metadata.get("metavar", (field.name.upper(),) * count))

@@ -1,0 +1,227 @@
+"""`mae ablate`: the paper's Table 1 at any scale. Every run is a base pretraining setting
+with one setting changed (mask ratio, decoder depth or width, target, mask type), all with
+the same budget (the base's epochs); each encoder is then probed by k-NN on held-out images.
+
+    from mae.engine.ablate import AblateConfig, ablate
+    table = ablate(AblateConfig(base="configs/ablate_demo.yaml", mask_ratios=(0.5, 0.75)))
+
+Each run is an ordinary `mae pretrain` run directory under OUT/<name>, resumed with
+`--resume auto`; a finished run (pretrained and probed) holds probe.json and is not run
+again. After every run OUT/ablation.json, OUT/ablation.md and OUT/ablation.png (k-NN
+accuracy against the mask ratio, as the paper's Figure 5) are rewritten.
+"""
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data import Normalize, build_source, default_mean_std
+from ..masking import MASK_TYPES
+from ..models import create_model
+from ..targets import TARGETS
+from ..weights import load_model
+from .config import config_to_dict, flag, load_config
+from .files import write_text_atomic
+from .knn import knn_monitor
+from .monitor import read_metrics
+from .pretrain import _knn_loaders, pretrain
+from .pretrain_config import PretrainConfig
+
+# the list of values of each axis -> (the pretraining setting it varies, its Table 1 title)
+AXES = {
+    "mask_ratios": ("mask_ratio", "mask ratio (Figure 5)"),
+    "decoder_depths": ("decoder_depth", "(a) decoder depth"),
+    "decoder_widths": ("decoder_embed_dim", "(b) decoder width"),
+    "targets": ("target", "(d) reconstruction target"),
+    "mask_types": ("mask_type", "(f) mask sampling"),
+}
+BASE = "base"
+
+
+def _axis(help_text: str, **extra):
+    return field(default=(), metadata=dict(help=help_text + " (none: not varied)", **extra))
+
+
+@dataclass
+class AblateConfig:
+    base: str | None = field(default=None, metadata=dict(
+        help="the base setting, a `mae pretrain` YAML file: every run is it with one setting changed "
+        "(its epochs are every run's budget)", metavar="FILE.yaml"))
+    data: str | None = field(default=None, metadata=dict(
+        help="labelled training images of every run (one subfolder per class, or 'synthetic'); default: "
+        "the base's", metavar="PATH"))
+    knn_val_data: str | None = field(default=None, metadata=dict(
+        help="labelled held-out images that the k-NN probe classifies (the training data's classes); "
+        "default: the base's, or held-out images of the built-in dataset", metavar="DIR"))
+    mask_ratios: tuple[float, ...] = _axis("mask ratios to run", metavar="RATIO")
+    decoder_depths: tuple[int, ...] = _axis("decoder depths (blocks) to run", metavar="DEPTH")
+    decoder_widths: tuple[int, ...] = _axis("decoder widths to run (multiples of the base's decoder "
+                                            "heads)", metavar="WIDTH")
+    targets: tuple[str, ...] = _axis("reconstruction targets to run", choices=tuple(TARGETS), metavar="TARGET")
+    mask_types: tuple[str, ...] = _axis("mask types to run", choices=MASK_TYPES, metavar="TYPE")
+    knn_images: int = field(default=1024, metadata=dict(
+        help="training images (evenly spread) the probe compares with, and at most as many held-out ones"))
+    threads: int | None = field(default=None, metadata=dict(help="torch intra-op CPU threads"))
+    output_dir: str = field(default="runs/ablate", metadata=dict(
+        help="one run directory per setting, and ablation.{json,md,png}", metavar="DIR"))
+
+    def __post_init__(self):
+        if self.knn_images < 1:
+            raise ValueError(f"--knn-images must be at least 1, got {self.knn_images}")
+
+
+@dataclass
+class Run:
+    name: str  # its directory under OUT
+    config: PretrainConfig
+
+
+def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]]:
+    """Every run (the base first) and the table's rows (axis, value, run name); all settings
+    are checked here, before anything runs."""
+    if config.base is None:
+        raise ValueError("--base is needed: a `mae pretrain` YAML file with the base setting "
+                         "(e.g. configs/ablate_demo.yaml)")
+    base = load_config(PretrainConfig, config.base)
+    out = Path(config.output_dir)
+    overrides = dict(output_dir=str(out / BASE), resume="auto", knn_images=config.knn_images, knn_every_epochs=0)
+    for name in ("data", "knn_val_data", "threads"):
+        if getattr(config, name) is not None:
+            overrides[name] = getattr(config, name)
+    base = dataclasses.replace(base, **overrides)
+    runs, rows = {BASE: Run(BASE, base)}, []
+    for axis, (setting, _) in AXES.items():
+        for value in getattr(config, axis):
+            name = BASE if value == getattr(base, setting) else f"{setting}={value}"
+            if name not in runs:
+                try:
+                    changed = dataclasses.replace(base, **{setting: value, "output_dir": str(out / name)})
+                    create_model(changed.model, **changed.model_kwargs())  # the architecture is valid
+                except ValueError as err:
+                    raise ValueError(f"{flag(axis)} {value}: {err}") from None
+                runs[name] = Run(name, changed)
+            rows.append((axis, value, name))
+    if not rows:
+        raise ValueError("nothing to compare: give at least one of " + ", ".join(flag(a) for a in AXES))
+    return list(runs.values()), rows
+
+
+def _check_run_directory(run: Run) -> None:
+    """A run directory left by another grid is not silently mixed into this table."""
+    saved = Path(run.config.output_dir) / "config.yaml"
+    if saved.is_file() and load_config(PretrainConfig, saved) != run.config:
+        raise ValueError(f"{saved.parent} holds a run of other settings than this grid's {run.name!r}; "
+                         "remove it or choose another --output-dir")
+
+
+def probe(config: PretrainConfig) -> dict:
+    """k-NN top-1 / top-5 of the cls features of the run's newest checkpoint."""
+    source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
+    model = load_model(config.output_dir)
+    normalize = Normalize(*default_mean_std(config.in_chans))
+    with torch.no_grad():
+        return knn_monitor(model, *_knn_loaders(config, source, False), normalize, num_classes=source.num_classes)
+
+
+def _run_and_probe(run: Run) -> dict:
+    result_file = Path(run.config.output_dir) / "probe.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    start = time.perf_counter()
+    result = pretrain(run.config)
+    accuracy = probe(run.config)
+    epochs = [r["epoch_loss"] for r in read_metrics(result.run_dir) if "epoch_loss" in r]
+    record = dict(accuracy, final_epoch_loss=epochs[-1] if epochs else None, steps=result.step,
+                  seconds=round(time.perf_counter() - start, 1))
+    write_text_atomic(result_file, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def ablate(config: AblateConfig) -> dict:
+    """Run (or resume) the grid; returns what OUT/ablation.json holds."""
+    runs, rows = plan(config)
+    base = runs[0].config
+    for run in runs:
+        _check_run_directory(run)
+    _knn_loaders(base, build_source(base.data, base.strict_data, base.synthetic_size, 2 * base.img_size,
+                                    base.seed), False)  # labelled data and a held-out set, checked first
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    out = Path(config.output_dir)
+    results: dict[str, dict] = {}
+    for run in runs:
+        print(f"mae ablate: run {len(results) + 1}/{len(runs)}: {run.name}", flush=True)
+        results[run.name] = _run_and_probe(run)
+        table = _table(config, base, rows, results)
+        write_text_atomic(out / "ablation.json", json.dumps(table, indent=1) + "\n")
+        write_text_atomic(out / "ablation.md", markdown(table))
+        plot(table, out / "ablation.png")
+    return table
+
+
+def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> dict:
+    return {
+        "base": config.base,
+        "settings": {k: v for k, v in config_to_dict(base).items() if k not in ("output_dir", "resume")},
+        "probe": f"weighted k-NN (k=20, T=0.07) of the cls token, {base.knn_images} training images",
+        "rows": [dict(axis=axis, setting=AXES[axis][0], value=value, run=name, base=name == BASE,
+                      **results.get(name, {})) for axis, value, name in rows],
+    }
+
+
+def markdown(table: dict) -> str:
+    """Table 1 style: one small table per axis, the base row marked, the best top-1 in bold."""
+    s = table["settings"]
+    arch = (f"ViT width {s['embed_dim']}, depth {s['depth']}, patch {s['patch_size']}, {s['img_size']} px, "
+            f"decoder {s['decoder_depth']} x {s['decoder_embed_dim']}")
+    lines = [
+        "# Ablation", "",
+        f"Base `{table['base']}`: {arch}; mask ratio {s['mask_ratio']}, {s['mask_type']} masks, target "
+        f"{'norm_pix' if s['norm_pix_loss'] else s['target']}. Data: {s['data'] or 'synthetic'}. "
+        f"Every run: {s['epochs']} epochs, seed {s['seed']}. Probe: {table['probe']}.", "",
+        "Loss: the last epoch's mean training loss (not comparable across targets).", "",
+    ]
+    for axis, (setting, title) in AXES.items():
+        rows = [r for r in table["rows"] if r["axis"] == axis]
+        if not rows:
+            continue
+        best = max((r["knn_top1"] for r in rows if "knn_top1" in r), default=None)
+        lines += [f"### {title}", "", f"| {setting} | k-NN top-1 (%) | k-NN top-5 (%) | loss | steps | seconds |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            value = f"{r['value']} (base)" if r["base"] else str(r["value"])
+            if "knn_top1" not in r:
+                lines.append(f"| {value} | not run yet | | | | |")
+                continue
+            top1 = f"**{r['knn_top1']:.1f}**" if r["knn_top1"] == best else f"{r['knn_top1']:.1f}"
+            loss = "" if r["final_epoch_loss"] is None else f"{r['final_epoch_loss']:.4f}"
+            lines.append(f"| {value} | {top1} | {r['knn_top5']:.1f} | {loss} | {r['steps']} | {r['seconds']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(table: dict, path: Path) -> Path | None:
+    """k-NN top-1 against the mask ratio (the paper's Figure 5); None without two ratios run."""
+    points = sorted((r["value"], r["knn_top1"]) for r in table["rows"] if r["axis"] == "mask_ratios" and "knn_top1" in r)
+    if len(points) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot([100 * p[0] for p in points], [p[1] for p in points], marker="o")
+    ax.set_xlabel("masking ratio (%)")
+    ax.set_ylabel("k-NN top-1 (%)")
+    ax.set_title(f"{table['settings']['epochs']} epochs per run", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,113 @@
+import json
+
+import pytest
+import yaml
+
+from mae import cli
+from mae.engine import ablate as ablate_module
+from mae.engine.ablate import AblateConfig, ablate, plan
+
+from helpers import TINY
+
+BASE = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=64, epochs=1, warmup_epochs=0, batch_size=32,
+            num_workers=0, preview_images=2, blr=1e-2, log_every=1, mask_ratio=0.75)
+
+
+@pytest.fixture
+def base(tmp_path):
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    return path
+
+
+def grid(tmp_path, base, **axes):
+    values = dict(base=str(base), knn_images=32, output_dir=str(tmp_path / "out"), threads=1)
+    return AblateConfig(**{**values, **axes})
+
+
+def test_a_grid_runs_each_setting_once_probes_it_and_writes_the_table(tmp_path, base, one_thread):
+    config = grid(tmp_path, base, mask_ratios=(0.5, 0.75), mask_types=("random", "grid"))
+    table = ablate(config)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["base", "mask_ratio=0.5", "mask_type=grid"]
+    rows = [(r["axis"], r["value"], r["run"]) for r in table["rows"]]
+    assert rows == [("mask_ratios", 0.5, "mask_ratio=0.5"), ("mask_ratios", 0.75, "base"),
+                    ("mask_types", "random", "base"), ("mask_types", "grid", "mask_type=grid")]
+    for r in table["rows"]:
+        assert 0 <= r["knn_top1"] <= r["knn_top5"] <= 100 and r["steps"] == 2
+    assert json.loads((out / "ablation.json").read_text()) == table
+    text = (out / "ablation.md").read_text()
+    assert "### mask ratio (Figure 5)" in text and "### (f) mask sampling" in text and "| 0.75 (base) |" in text
+    assert (out / "ablation.png").stat().st_size > 0
+    assert (out / "mask_type=grid" / "reconstruction.png").exists()
+    saved = yaml.safe_load((out / "mask_type=grid" / "config.yaml").read_text())
+    assert saved["mask_type"] == "grid" and saved["mask_ratio"] == 0.75 and saved["epochs"] == 1
+
+
+def test_an_interrupted_grid_resumes_run_by_run(tmp_path, base, monkeypatch, one_thread):
+    calls = []
+    original = ablate_module.pretrain
+
+    def counting(config):
+        calls.append(config.output_dir)
+        if len(calls) == 2 and not (tmp_path / "stop").exists():
+            (tmp_path / "stop").touch()
+            raise KeyboardInterrupt
+        return original(config)
+
+    monkeypatch.setattr(ablate_module, "pretrain", counting)
+    config = grid(tmp_path, base, decoder_depths=(1, 2))
+    with pytest.raises(KeyboardInterrupt):
+        ablate(config)
+    first = json.loads((tmp_path / "out" / "ablation.json").read_text())
+    assert [("knn_top1" in r) for r in first["rows"]] == [True, False]
+    assert "| 2 | not run yet |" in (tmp_path / "out" / "ablation.md").read_text()
+    table = ablate(config)
+    assert [c.rsplit("/", 1)[1] for c in calls] == ["base", "decoder_depth=2", "decoder_depth=2"]
+    assert table["rows"][0] == first["rows"][0]  # the finished run is read back, not run again
+    ablate(config)
+    assert len(calls) == 3
+
+
+def test_settings_are_checked_before_anything_runs(tmp_path, base):
+    with pytest.raises(ValueError, match="--base is needed"):
+        plan(AblateConfig(mask_ratios=(0.5,)))
+    with pytest.raises(ValueError, match="nothing to compare: give at least one of --mask-ratios"):
+        plan(grid(tmp_path, base))
+    with pytest.raises(ValueError, match="--mask-ratios 0.6: .*--mask-type grid"):
+        plan(grid(tmp_path, yaml_base(tmp_path, mask_type="grid"), mask_ratios=(0.6,)))
+    with pytest.raises(ValueError, match="--decoder-widths 30: .*divisible"):
+        ablate(grid(tmp_path, base, decoder_widths=(30,)))
+    unlabelled = tmp_path / "flat"
+    unlabelled.mkdir()
+    from PIL import Image
+    for i in range(4):
+        Image.new("RGB", (40, 40), (i * 40, 0, 0)).save(unlabelled / f"{i}.png")
+    with pytest.raises(ValueError, match="needs labelled training data"):
+        ablate(grid(tmp_path, base, mask_ratios=(0.5,), data=str(unlabelled)))
+    assert not (tmp_path / "out").exists()
+
+
+def yaml_base(tmp_path, **changes):
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **changes}))
+    return path
+
+
+def test_a_run_directory_of_other_settings_is_refused(tmp_path, base, one_thread):
+    ablate(grid(tmp_path, base, mask_ratios=(0.75,)))
+    with pytest.raises(ValueError, match=r"out/base holds a run of other settings than this grid's 'base'"):
+        ablate(grid(tmp_path, yaml_base(tmp_path, blr=2e-2), mask_ratios=(0.75,)))
+
+
+def test_cli_reads_lists_from_flags_and_yaml(tmp_path, base, capsys):
+    config_file = tmp_path / "ablate.yaml"
+    config_file.write_text(yaml.safe_dump(dict(base=str(base), mask_types=["random", "block"])))
+    parser = cli.build_parser({"ablate": "mae.commands.ablate"})
+    from mae.engine.config import config_from_args
+
+    args = parser.parse_args(["ablate", "--config", str(config_file), "--mask-ratios", "0.5", "0.9"])
+    config = config_from_args(AblateConfig, args)
+    assert config.mask_ratios == (0.5, 0.9) and config.mask_types == ("random", "block")
+    assert cli.main(["ablate", "--base", str(base), "--targets", "depth"]) == 2
+    assert "targets (--targets) items must be among pixels, norm_pix, hog; got 'depth'" in capsys.readouterr().err
