@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..data import Normalize, build_source, default_mean_std
+from ..data.augmentations import AUGMENTATIONS
 from ..masking import MASK_TYPES
 from ..models import create_model
 from ..targets import TARGETS
@@ -37,6 +38,7 @@ AXES = {
     "decoder_depths": ("decoder_depth", "(a) decoder depth"),
     "decoder_widths": ("decoder_embed_dim", "(b) decoder width"),
     "targets": ("target", "(d) reconstruction target"),
+    "augmentations": ("augmentation", "(e) data augmentation"),
     "mask_types": ("mask_type", "(f) mask sampling"),
 }
 BASE = "base"
@@ -62,6 +64,8 @@ class AblateConfig:
     decoder_widths: tuple[int, ...] = _axis("decoder widths to run (multiples of the base's decoder "
                                             "heads)", metavar="WIDTH")
     targets: tuple[str, ...] = _axis("reconstruction targets to run", choices=tuple(TARGETS), metavar="TARGET")
+    augmentations: tuple[str, ...] = _axis("pretraining augmentations to run", choices=AUGMENTATIONS,
+                                           metavar="AUGMENTATION")
     mask_types: tuple[str, ...] = _axis("mask types to run", choices=MASK_TYPES, metavar="TYPE")
     knn_images: int = field(default=1024, metadata=dict(
         help="training images (evenly spread) the probe compares with, and at most as many held-out ones"))

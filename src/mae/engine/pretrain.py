@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from ..data import (
-    SYNTHETIC, DataWarning, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop, SyntheticShapes,
+    SYNTHETIC, DataWarning, ImageSource, KeyedImages, Normalize, ResizeCenterCrop, SyntheticShapes,
     TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, steps_per_epoch,
 )
+from ..data.augmentations import pretrain_transform
 from ..data.class_subsets import check_same_classes
 from ..masking import shape_noise
 from ..models import create_model
@@ -138,7 +139,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     normalize = Normalize(*default_mean_std(config.in_chans)).to(device)
     batches = TrainBatches(len(source), config.batch_size, config.epochs, config.seed,
                            env.world_size, env.rank, accum, start_step=step)
-    transform = RandomResizedCrop(config.img_size, config.crop_scale, channels=config.in_chans)
+    transform = pretrain_transform(config.augmentation, config.img_size, config.crop_scale, config.in_chans)
     loader = make_loader(KeyedImages(source, transform, config.seed, config.strict_data), batches,
                          config.num_workers, pin_memory=device.type == "cuda")
     num_patches = raw_model.patch_embed.num_patches

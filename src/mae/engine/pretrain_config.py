@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..data.augmentations import AUGMENTATIONS
 from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ..models.zoo import CONFIGS, model_names
 from ..targets import model_target
@@ -49,6 +50,10 @@ class PretrainConfig:
                              "skipping (or upscaling) them with a warning")
     crop_scale: tuple[float, float] = _set((0.2, 1.0), "area range of the random resized crop, as "
                                            "fractions of the image", metavar=("MIN", "MAX"))
+    augmentation: str = _set("rrc", "none (the whole image), crop (a fixed-size random crop: 0.875 of "
+                             "the shorter side), rrc (the random resized crop, the paper's) or rrc_jitter "
+                             "(the same with colour jitter); all but none flip at random",
+                             choices=AUGMENTATIONS)
     num_workers: int = _set(8, "data loader worker processes per training process (0: load in "
                             "the training process)")
     # model
@@ -162,6 +167,7 @@ class PretrainConfig:
         need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
         need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be in [0, epochs={self.epochs}]")
         need(all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
+        need(self.augmentation in AUGMENTATIONS, "augmentation", f"must be one of {', '.join(AUGMENTATIONS)}")
         need(0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
         need(self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
         check_seed(self.seed)

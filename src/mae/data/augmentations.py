@@ -1,0 +1,57 @@
+"""The pretraining augmentations of the paper's Table 1(e): none, a fixed-size random crop,
+the random resized crop (the default), and the random resized crop with colour jitter.
+
+Each is a transform (PIL image, numpy Generator) -> uint8 [C, H, W], like those of
+`mae.data.transforms`, and draws only from the generator it is given.
+"""
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from .transforms import RandomResizedCrop, ResizeCenterCrop, _decode_region, _to_tensor
+
+AUGMENTATIONS = ("none", "crop", "rrc", "rrc_jitter")
+FIXED_CROP_FRACTION = 0.875  # the fixed crop covers this much of the shorter side (224 of 256)
+JITTER = 0.4  # brightness, contrast and saturation factors drawn from [1 - JITTER, 1 + JITTER]
+
+
+class FixedSizeCrop:
+    """A square of `FIXED_CROP_FRACTION` of the shorter side at a random position, resized to
+    `size` (a 224 crop of the image resized to 256), then a horizontal flip with probability 1/2."""
+
+    def __init__(self, size: int, channels: int = 3):
+        self.size, self.channels = size, channels
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator):
+        side = round(min(img.size) * FIXED_CROP_FRACTION)
+        left = int(rng.integers(0, img.width - side + 1))
+        top = int(rng.integers(0, img.height - side + 1))
+        out = _decode_region(img, (left, top, left + side, top + side), self.size, self.channels)
+        if rng.random() < 0.5:
+            out = out.transpose(Image.FLIP_LEFT_RIGHT)
+        return _to_tensor(out, self.channels)
+
+
+class JitteredCrop(RandomResizedCrop):
+    """The random resized crop, then brightness, contrast and saturation (in that order) each
+    scaled by a factor drawn uniformly from [1 - JITTER, 1 + JITTER] (saturation: RGB only)."""
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator):
+        crop = super().__call__(img, rng)  # uint8 [C, H, W]
+        out = Image.fromarray(crop.permute(1, 2, 0).squeeze(-1).numpy())
+        enhancers = [ImageEnhance.Brightness, ImageEnhance.Contrast] + ([ImageEnhance.Color] if self.channels == 3 else [])
+        for enhancer in enhancers:
+            out = enhancer(out).enhance(rng.uniform(1 - JITTER, 1 + JITTER))
+        return _to_tensor(out, self.channels)
+
+
+def pretrain_transform(augmentation: str, size: int, crop_scale=(0.2, 1.0), channels: int = 3):
+    """The named augmentation of Table 1(e) at `size` pixels (crop_scale: the random resized crop's)."""
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {augmentation!r}")
+    if augmentation == "none":
+        return ResizeCenterCrop(size, 1.0, channels)
+    if augmentation == "crop":
+        return FixedSizeCrop(size, channels)
+    crop = JitteredCrop if augmentation == "rrc_jitter" else RandomResizedCrop
+    return crop(size, crop_scale, channels=channels)
