@@ -24,8 +24,9 @@ from helpers import TINY
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def analytic_training_flops(model, tokens_encoder: int, tokens_decoder: int) -> float:
-    """6 * weights * tokens for every linear layer (forward 2, backward 4) plus attention.
+def analytic_training_flops(model, tokens_encoder: int, tokens_decoder: int, tokens_removed: int) -> float:
+    """6 * weights * tokens for every linear layer (forward 2, backward 4) plus attention;
+    the decoder's prediction head runs on the removed patches only.
 
     Attention's two batched matmuls cost 4 * T^2 * D per layer forward, 3x that with backward.
     """
@@ -35,7 +36,8 @@ def analytic_training_flops(model, tokens_encoder: int, tokens_decoder: int) -> 
 
     enc, dec = model.config["embed_dim"], model.config["decoder_embed_dim"]
     flops = 6 * linear_weights("blocks") * tokens_encoder
-    flops += 6 * (linear_weights("decoder_blocks") + linear_weights("decoder_pred")) * tokens_decoder
+    flops += 6 * linear_weights("decoder_blocks") * tokens_decoder
+    flops += 6 * linear_weights("decoder_pred") * tokens_removed
     flops += 6 * linear_weights("decoder_embed") * tokens_encoder
     flops += 3 * 4 * tokens_encoder**2 * enc * model.config["depth"]
     flops += 3 * 4 * tokens_decoder**2 * dec * model.config["decoder_depth"]
@@ -45,7 +47,7 @@ def analytic_training_flops(model, tokens_encoder: int, tokens_decoder: int) -> 
 def test_flop_count_matches_the_analytic_count():
     model = mae.create_model("mae_vit_base_patch16", depth=2, decoder_depth=2)
     counted = training_flops_per_image(model, (224, 224), 3, mask_ratio=0.75)
-    expected = analytic_training_flops(model, 1 + 49, 1 + 196)
+    expected = analytic_training_flops(model, 1 + 49, 1 + 196, 147)
     # what the formula leaves out: the patch embedding (49 patches, no input gradient)
     assert expected < counted < expected * 1.02
 
@@ -114,10 +116,14 @@ def test_side_by_side_run_reports_every_variant():
         assert len(r["step_s"]) == 3 and r["images_per_s"] > 0 and r["loss_finite"]
         assert 0 < r["mfu"] < 1
     assert results["ours"]["time_vs_reference"] == 1.0
-    # the same model but for the patch embedding, which ours runs on the kept patches only:
-    # forward and weight gradient, 2 + 2 FLOPs per weight and patch, for the L - K removed ones
+    # the same model but for the patch embedding, which ours runs on the kept patches only
+    # (forward and weight gradient, 2 + 2 FLOPs per weight and patch, for the L - K removed
+    # ones), and the prediction head, which ours runs on the removed ones only (forward and
+    # both gradients, 6 FLOPs per weight and token, for the K kept ones and the cls token)
     removed_patch_flops = 4 * (8 * 8 * 3) * 64 * (16 - 4)
-    assert results["hf"]["flops_per_image"] - results["ours"]["flops_per_image"] == removed_patch_flops
+    kept_head_flops = 6 * 32 * (8 * 8 * 3) * (1 + 4)
+    assert (results["hf"]["flops_per_image"] - results["ours"]["flops_per_image"]
+            == removed_patch_flops + kept_head_flops)
     assert results["mask-token"]["saved_activation_bytes"] > results["ours"]["saved_activation_bytes"]
     table = markdown_table({**run, "model": "tiny"})
     assert table.count("\n| ") == 4 and "| hf |" in table

@@ -110,7 +110,7 @@ def test_hugging_face_from_pretrained_agrees(tmp_path, pretrained):
     assert theirs.config.norm_pix_loss and theirs.config.layer_norm_eps == 1e-6
     imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
     with torch.no_grad():
-        out, ref = theirs.eval()(imgs, noise=noise), model(imgs, noise=noise)
+        out, ref = theirs.eval()(imgs, noise=noise), model(imgs, noise=noise, return_pred=True)
     torch.testing.assert_close(out.logits, ref.pred, atol=1e-6, rtol=0)
     torch.testing.assert_close(out.loss, ref.loss, atol=1e-6, rtol=0)
     assert torch.equal(out.mask, ref.mask)
@@ -140,7 +140,7 @@ def test_vit_base_hugging_face_round_trip(tmp_path):
     theirs = transformers.ViTMAEForPreTraining.from_pretrained(tmp_path / "hf").eval()
     imgs, noise = torch.randn(1, 3, 224, 224), torch.rand(1, 196)
     with torch.no_grad():
-        out, ref = theirs(imgs, noise=noise), model(imgs, noise=noise)
+        out, ref = theirs(imgs, noise=noise), model(imgs, noise=noise, return_pred=True)
     torch.testing.assert_close(out.logits, ref.pred, atol=1e-5, rtol=0)
     torch.testing.assert_close(out.loss, ref.loss, atol=1e-6, rtol=0)
 
@@ -179,7 +179,8 @@ def test_head_counts_can_be_supplied_for_official_weights(tmp_path):
     assert (hf_config["num_attention_heads"], hf_config["decoder_num_attention_heads"]) == (4, 4)
     imgs, noise = torch.randn(1, 3, 32, 32), torch.rand(1, 16)
     with torch.no_grad():
-        assert torch.equal(mae.load_model(tmp_path / "hf")(imgs, noise=noise).pred, model(imgs, noise=noise).pred)
+        assert torch.equal(mae.load_model(tmp_path / "hf")(imgs, noise=noise, return_pred=True).pred,
+                           model(imgs, noise=noise, return_pred=True).pred)
 
 
 def test_hugging_face_eps_and_mask_ratio_round_trip(tmp_path):
@@ -195,7 +196,7 @@ def test_hugging_face_eps_and_mask_ratio_round_trip(tmp_path):
     assert (ours.config["layer_norm_eps"], ours.config["mask_ratio"]) == (1e-12, 0.6)
     imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
     with torch.no_grad():
-        out, ref = ours(imgs, noise=noise), theirs(imgs, noise=noise)  # each at its own mask ratio
+        out, ref = ours(imgs, noise=noise, return_pred=True), theirs(imgs, noise=noise)  # each at its own mask ratio
     assert torch.equal(out.mask, ref.mask)
     torch.testing.assert_close(out.pred, ref.logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(out.loss, ref.loss, atol=1e-5, rtol=0)

@@ -21,9 +21,9 @@ def tiny(**kw):
     return mae.create_model("mae_vit_tiny_patch16", **{**TINY, **kw})
 
 
-def loss_and_grads(model, imgs, noise, mask_ratio=0.75):
+def loss_and_grads(model, imgs, noise, mask_ratio=0.75, return_pred=True):
     model.zero_grad(set_to_none=True)
-    out = model(imgs, mask_ratio, noise)
+    out = model(imgs, mask_ratio, noise, return_pred=return_pred)
     out.loss.backward()
     return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -41,6 +41,30 @@ def test_sdpa_and_plain_attention_agree_forward_and_backward(dtype, tol):
     assert fused_grads.keys() == plain_grads.keys()
     for name in fused_grads:
         torch.testing.assert_close(fused_grads[name], plain_grads[name], atol=tol, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("norm_pix, mask_ratio", [(False, 0.75), (True, 0.5), (True, 0.0)])
+def test_head_and_loss_on_removed_patches_only_equal_the_full_head_loss(norm_pix, mask_ratio):
+    model = tiny(norm_pix_loss=norm_pix).double()
+    imgs, noise = torch.randn(3, 3, 32, 32, dtype=torch.float64), torch.rand(3, 16)
+    fast, fast_grads = loss_and_grads(model, imgs, noise, mask_ratio, return_pred=False)
+    assert fast.pred is None  # the training call predicts the removed patches only
+    full, full_grads = loss_and_grads(model, imgs, noise, mask_ratio, return_pred=True)
+    reference = model.forward_loss(imgs, full.pred, full.mask)  # every patch predicted, then masked
+    torch.testing.assert_close(fast.loss, reference, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(full.loss, reference, atol=1e-12, rtol=1e-12)
+    assert fast_grads.keys() == full_grads.keys()
+    for name in full_grads:
+        torch.testing.assert_close(fast_grads[name], full_grads[name], atol=1e-12, rtol=1e-9, msg=name)
+
+
+def test_the_head_runs_on_the_removed_patches_only():
+    model = tiny()
+    rows = []
+    model.decoder_pred.register_forward_hook(lambda m, i, o: rows.append(o.shape[1]))
+    model(torch.randn(2, 3, 32, 32), 0.75)
+    model(torch.randn(2, 3, 32, 32), 0.75, return_pred=True)
+    assert rows == [12, 16]
 
 
 def test_automatic_attention_path_choice():
@@ -98,7 +122,7 @@ def test_mask_token_baseline_without_masking_is_our_model():
     model = tiny()
     baseline = baseline_like(model)
     imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
-    ours, theirs = model(imgs, 0.0, noise), baseline(imgs, 0.0, noise)
+    ours, theirs = model(imgs, 0.0, noise, return_pred=True), baseline(imgs, 0.0, noise, return_pred=True)
     # nothing removed: both run every patch through the same blocks (ours in shuffled order)
     torch.testing.assert_close(theirs.pred, ours.pred, atol=1e-5, rtol=1e-5)
 
@@ -108,11 +132,11 @@ def test_mask_token_baseline_encodes_every_patch_but_never_sees_removed_pixels()
     seen = []
     baseline.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
     imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
-    out = baseline(imgs, 0.75, noise)
+    out = baseline(imgs, 0.75, noise, return_pred=True)
     assert seen[0] == (2, 1 + 16, 64)  # cls + all L patches
     assert out.pred.shape == (2, 16, 8 * 8 * 3) and torch.all(out.mask.sum(1) == 12)
     removed = baseline.unpatchify(out.mask.unsqueeze(-1).expand(-1, -1, 8 * 8 * 3)).bool()
-    changed = baseline(torch.where(removed, torch.randn_like(imgs), imgs), 0.75, noise)
+    changed = baseline(torch.where(removed, torch.randn_like(imgs), imgs), 0.75, noise, return_pred=True)
     torch.testing.assert_close(changed.pred, out.pred)  # removed pixels are replaced by [M]
     out.loss.backward()
     assert baseline.encoder_mask_token.grad.abs().sum() > 0  # the mask token is learned

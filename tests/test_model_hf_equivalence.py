@@ -52,8 +52,10 @@ def hf_forward(model, imgs, noise):
 
 
 def assert_agree(ours, theirs, imgs, noise, atol):
-    out = ours(imgs, mask_ratio=0.75, noise=noise)
+    out = ours(imgs, mask_ratio=0.75, noise=noise, return_pred=True)
     loss, logits, mask, ids_restore = hf_forward(theirs, imgs, noise)
+    # the training call (head and loss on the removed patches only) computes the same loss
+    torch.testing.assert_close(ours(imgs, mask_ratio=0.75, noise=noise).loss, loss, atol=atol, rtol=0)
     assert torch.equal(out.mask, mask.to(out.mask.dtype))
     assert torch.equal(out.ids_restore, ids_restore)
     torch.testing.assert_close(out.pred, logits, atol=atol, rtol=0)

@@ -15,7 +15,7 @@ ZOO_TINY = dict(img_size=32)
 
 def outputs(model, imgs, noise):
     with torch.no_grad():
-        return model(imgs, mask_ratio=0.75, noise=noise)
+        return model(imgs, mask_ratio=0.75, noise=noise, return_pred=True)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_other_resolution_resamples_tables_in_2d(reference):
     assert loaded.grid_size == (4, 3)
     torch.testing.assert_close(loaded.pos_embed, sincos_2d(192, (4, 3)), atol=0, rtol=0)
     torch.testing.assert_close(loaded.decoder_pos_embed, sincos_2d(128, (4, 3)), atol=0, rtol=0)
-    assert loaded(torch.randn(1, 3, 64, 48)).pred.shape == (1, 12, 768)
+    assert loaded(torch.randn(1, 3, 64, 48), return_pred=True).pred.shape == (1, 12, 768)
 
 
 def test_keys_that_do_not_fit_are_named(reference):

@@ -52,14 +52,14 @@ def test_accumulation_matches_the_full_batch(tmp_path):
 def test_a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(
         tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
-    original = MaskedAutoencoder.forward_loss
+    original = MaskedAutoencoder.removed_loss
 
-    def poisoned(self, imgs, pred, mask):
+    def poisoned(self, imgs, pred_removed, ids_removed):
         calls["n"] += 1
-        loss = original(self, imgs, pred, mask)
+        loss = original(self, imgs, pred_removed, ids_removed)
         return loss * float("nan") if calls["n"] == 5 else loss
 
-    monkeypatch.setattr(MaskedAutoencoder, "forward_loss", poisoned)
+    monkeypatch.setattr(MaskedAutoencoder, "removed_loss", poisoned)
     config = tiny_config(tmp_path, epochs=3, save_every_steps=2, log_every=100)
     with pytest.raises(TrainingDiverged, match=r"loss is nan at step 5 .*ckpt-000000004"):
         pretrain(config)

@@ -2,7 +2,8 @@
 
     import mae
     model = mae.create_model("mae_vit_base_patch16", norm_pix_loss=True)
-    out = model(imgs, mask_ratio=0.75)        # out.loss, out.pred, out.mask, out.ids_restore
+    out = model(imgs, mask_ratio=0.75)        # out.loss, out.mask, out.ids_restore
+    out = model(imgs, return_pred=True)       # also out.pred, every patch predicted
     feats = model.forward_features(imgs)      # encoder only, no masking
     model = mae.load_model("runs/demo")       # ours, official .pth, or Hugging Face
 """

@@ -72,7 +72,7 @@ def reconstruct(
     was_training = model.training
     model.eval()
     try:
-        out = model(imgs, mask_ratio=mask_ratio, noise=noise, mask_type=mask_type)
+        out = model(imgs, mask_ratio=mask_ratio, noise=noise, mask_type=mask_type, return_pred=True)
     finally:
         model.train(was_training)
     grid = model.patch_embed.grid_for(imgs)

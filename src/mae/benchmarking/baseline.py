@@ -31,5 +31,5 @@ class MaskTokenEncoderMAE(MaskedAutoencoder):
             x = block(x)
         return self.norm(x), mask, ids_restore
 
-    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None):
+    def decoder_features(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None):
         return self.decode_tokens(self.decoder_embed(latent), grid)  # already in patch order

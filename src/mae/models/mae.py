@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masking import check_mask_ratio, mask_plan, removed_mask
+from ..masking import check_mask_ratio, mask_plan, num_kept, removed_mask
 from ..targets import get_target, model_target
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_decoder
@@ -21,7 +21,7 @@ from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm,
 @dataclass
 class MAEOutput:
     loss: torch.Tensor  # scalar: MSE on removed patches only
-    pred: torch.Tensor  # [N, L, T], every patch, in patchify order (T = p*p*C for pixel targets)
+    pred: torch.Tensor | None  # [N, L, T], every patch (T = p*p*C for pixel targets); None unless asked
     mask: torch.Tensor  # [N, L], 1 = removed, 0 = kept
     ids_restore: torch.Tensor  # [N, L]
 
@@ -137,7 +137,12 @@ class MaskedAutoencoder(VisionTransformer):
             x = block(x)
         return self.norm(x), mask, ids_restore
 
-    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None):
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None) -> torch.Tensor:
+        """Encoder output [N, 1 + K, D] -> predicted pixels of every patch [N, L, p*p*C]."""
+        return self.decoder_pred(self.decoder_features(latent, ids_restore, grid))
+
+    def decoder_features(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None) -> torch.Tensor:
+        """Encoder output [N, 1 + K, D] -> normed decoder tokens of every patch [N, L, Dd]."""
         x = self.decoder_embed(latent)  # [N, 1 + K, Dd]
         n, kept, dim = x.shape
         length = ids_restore.shape[1]
@@ -149,7 +154,7 @@ class MaskedAutoencoder(VisionTransformer):
         return self.decode_tokens(x, grid)
 
     def decode_tokens(self, x: torch.Tensor, grid=None) -> torch.Tensor:
-        """Decoder tokens of every patch, in patch order [N, 1 + L, Dd] -> pixels [N, L, p*p*C]."""
+        """Decoder tokens of every patch, in patch order [N, 1 + L, Dd] -> normed [N, L, Dd]."""
         grid = grid or self.grid_size
         pos = self.decoder_pos_embed
         if grid != self.grid_size:
@@ -157,8 +162,7 @@ class MaskedAutoencoder(VisionTransformer):
         x = x + pos
         for block in self.decoder_blocks:
             x = block(x)
-        x = self.decoder_pred(self.decoder_norm(x))  # [N, 1 + L, p*p*C]
-        return x[:, 1:]  # drop the cls token
+        return self.decoder_norm(x[:, 1:])  # drop the cls token
 
     def reconstruction_target(self, patches: torch.Tensor) -> torch.Tensor:
         """Patchified pixels [N, *, p*p*C] -> what the decoder learns to predict [N, *, T]."""
@@ -166,21 +170,48 @@ class MaskedAutoencoder(VisionTransformer):
         return self.target(patches, self.patch_embed.patch_size, self.patch_embed.in_chans)
 
     def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor):
-        """Mean squared error per patch, averaged over the removed patches only."""
+        """The official signature: pred [N, L, T] for every patch, averaged over the removed ones.
+
+        Equals the loss `forward` computes from the removed patches alone.
+        """
         target = self.reconstruction_target(self.patchify(imgs))
-        # mse_loss: one fused pass (and one back) instead of a subtraction and a square
-        loss = F.mse_loss(pred.to(target.dtype), target, reduction="none")
-        loss = loss.mean(dim=-1)  # [N, L], mean loss per patch
+        loss = F.mse_loss(pred.to(target.dtype), target, reduction="none").mean(dim=-1)  # [N, L]
         # clamp keeps mask_ratio=0 finite (no removed patch: loss 0) without a host sync
         return (loss * mask).sum() / mask.sum().clamp_min(1)
 
+    def removed_loss(self, imgs: torch.Tensor, pred_removed: torch.Tensor, ids_removed: torch.Tensor):
+        """MSE of the removed patches' predictions [N, R, T] against their targets, in one op.
+
+        Every sample removes the same number R of patches, so the mean over all of them
+        equals the official per-patch mean averaged over the removed patches.
+        """
+        if ids_removed.shape[1] == 0:  # mask_ratio 0: nothing removed, loss 0
+            return pred_removed.sum().to(torch.promote_types(pred_removed.dtype, torch.float32))
+        patches = self.patchify(imgs)  # [N, L, p*p*C]
+        patches = torch.gather(patches, 1, ids_removed.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
+        target = self.reconstruction_target(patches)  # [N, R, T], each patch's from its own pixels
+        return F.mse_loss(pred_removed.to(target.dtype), target)
+
     def forward(self, imgs: torch.Tensor, mask_ratio: float | None = None, noise=None,
-                mask_type: str = "random") -> MAEOutput:
+                mask_type: str = "random", return_pred: bool = False) -> MAEOutput:
         """mask_ratio=None: the model's own (`self.mask_ratio`, from its config).
-        mask_type: random, block or grid (see mae.masking); any of them from `noise` [N, L]."""
+        mask_type: random, block or grid (see mae.masking); any of them from `noise` [N, L].
+
+        The decoder's head and the loss run on the removed patches only; `return_pred=True`
+        also predicts every patch (out.pred, for pictures and comparisons), at a little cost.
+        """
         mask_ratio = self.mask_ratio if mask_ratio is None else mask_ratio
         grid = self.patch_embed.grid_for(imgs)
         latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise, mask_type)
-        pred = self.forward_decoder(latent, ids_restore, grid)
-        loss = self.forward_loss(imgs, pred, mask)
+        features = self.decoder_features(latent, ids_restore, grid)  # [N, L, Dd]
+        kept = num_kept(ids_restore.shape[1], mask_ratio)
+        ids_removed = torch.argsort(ids_restore, dim=1)[:, kept:]  # [N, R], in shuffled order
+        index = ids_removed.unsqueeze(-1)
+        if return_pred:
+            pred = self.decoder_pred(features)  # [N, L, T]
+            pred_removed = torch.gather(pred, 1, index.expand(-1, -1, pred.shape[-1]))
+        else:
+            pred = None
+            pred_removed = self.decoder_pred(torch.gather(features, 1, index.expand(-1, -1, features.shape[-1])))
+        loss = self.removed_loss(imgs, pred_removed, ids_removed)
         return MAEOutput(loss=loss, pred=pred, mask=mask, ids_restore=ids_restore)
