@@ -80,6 +80,31 @@ def test_saved_activations_count_activations_not_parameters():
     assert layer.weight.grad is None  # left clean
 
 
+def test_mfu_is_against_the_best_rate_seen_and_never_above_one(monkeypatch):
+    import mae.benchmarking.runner as runner
+
+    monkeypatch.setattr(runner, "matmul_flops_per_s", lambda device, dtype: 1.0)  # a peak far too low
+    variants = build_variants(["ours", "mask-token"], "mae_vit_tiny_patch16", 0.75, **TINY)
+    run = run_benchmark(BenchSettings(img_size=32, batch=2, steps=2, warmup=0), variants)
+    best = max(r["achieved_flops_per_s"] for r in run["results"])
+    assert run["peak_flops_per_s"] == best and run["matmul_flops_per_s"] == 1.0
+    assert max(r["mfu"] for r in run["results"]) == 1.0
+    assert all(0 < r["mfu"] <= 1 for r in run["results"])
+
+
+def test_matmul_peak_is_the_best_backend(monkeypatch):
+    import mae.benchmarking.measure as measure
+
+    calls = []
+    real = measure.onednn_linear
+    monkeypatch.setattr(measure, "onednn_linear", lambda a, b, bias: calls.append(1) or real(a, b, bias))
+    assert measure.matmul_flops_per_s(torch.device("cpu"), torch.float32, size=64, repeats=1) > 0
+    assert len(calls) == 3 if torch.backends.mkldnn.is_available() else not calls  # warm-up 2 + timed 1
+    calls.clear()
+    measure.matmul_flops_per_s(torch.device("cpu"), torch.bfloat16, size=64, repeats=1)
+    assert not calls  # bf16 runs through torch's path only
+
+
 def test_timer_and_matmul_rate():
     timer = StepTimer(torch.device("cpu"))
     for _ in range(3):
@@ -129,6 +154,16 @@ def test_side_by_side_run_reports_every_variant():
     assert table.count("\n| ") == 4 and "| hf |" in table
 
 
+def test_full_head_variant_shares_our_weights_and_loss_and_costs_the_kept_patches_head():
+    variants = build_variants(["ours", "full-head"], "mae_vit_tiny_patch16", 0.75, **TINY)
+    ours, full = variants.values()
+    assert full.mae is ours
+    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    torch.testing.assert_close(full(imgs, 0.75, noise).loss, ours(imgs, 0.75, noise).loss)
+    extra = training_flops_per_image(full, (32, 32), 3, 0.75) - training_flops_per_image(ours, (32, 32), 3, 0.75)
+    assert extra == 6 * 32 * (8 * 8 * 3) * 4  # the head on the 4 kept patches (forward, both gradients)
+
+
 def test_huggingface_twin_computes_our_loss():
     pytest.importorskip("transformers")
     variants = build_variants(["ours", "hf"], "mae_vit_tiny_patch16", 0.75, **TINY)
@@ -162,13 +197,14 @@ def test_command_writes_json_and_markdown(tmp_path, capsys):
     out = tmp_path / "run.json"
     code = main(["bench", "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--batch", "2",
                  "--steps", "2", "--warmup", "1", "--decoder-depth", "1", "--compare", "mask-token",
-                 "--no-fused-attention", "--out", str(out)])
+                 "--no-fused-attention", "--matmul-backend", "onednn", "--out", str(out)])
     assert code == 0
     record = json.loads(out.read_text())
     assert record["command"].startswith("mae bench --model mae_vit_tiny_patch16 --img-size 32 --batch 2")
     assert "--compare mask-token" in record["command"] and "--no-fused-attention" in record["command"]
     assert record["machine"]["cpu_cores"] >= 1 and record["model"] == "mae_vit_tiny_patch16"
     assert record["settings"]["batch"] == 2 and record["fused_attention"] is False
+    assert record["matmul_backend"] == "onednn" and "--matmul-backend onednn" in record["command"]
     assert [r["variant"] for r in record["results"]] == ["ours", "mask-token"]
     markdown = out.with_suffix(".md").read_text()
     assert "| variant | step ms |" in markdown and "| mask-token |" in markdown

@@ -8,17 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ..threads import cpu_name
 from ..weights import atomic_write
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(device: str) -> dict:
@@ -47,7 +38,8 @@ def markdown_table(run: dict) -> str:
     s = run["settings"]
     title = (f"{run.get('model', '')} {s['img_size']}px, batch {s['batch']}, mask {s['mask_ratio']}, "
              f"{s['precision']}{', compiled' if s['compile'] else ''}, {s['device']}; "
-             f"matmul peak {run['matmul_flops_per_s'] / 1e12:.2f} TFLOP/s ({run['matmul_dtype']})")
+             f"peak {run['peak_flops_per_s'] / 1e12:.2f} TFLOP/s ({run['matmul_dtype']}, best of the "
+             f"matmuls and the steps)")
     lines = [
         f"**{title.strip()}**", "",
         f"| variant | step ms | images/s | GFLOP/img | TFLOP/s | MFU | saved act. MiB | step peak MiB "

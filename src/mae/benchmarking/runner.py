@@ -116,20 +116,22 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
     times = {name: timer.seconds() for name, timer in timers.items()}  # synchronises once
 
     dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
-    peak_rate = matmul_flops_per_s(device, dtype)
+    matmul_rate = matmul_flops_per_s(device, dtype)
+    achieved = {name: flops[name] * settings.batch / statistics.median(times[name]) for name in names}
+    # the peak is the best rate seen: a step faster than the square matmuls (shapes that suit
+    # the CPU better, a quieter moment) raises it, so MFU never exceeds 100%
+    peak_rate = max(matmul_rate, *achieved.values())
     results = []
     for name in names:
         median = statistics.median(times[name])
-        images_per_s = settings.batch / median
-        achieved = flops[name] * images_per_s
         results.append(dict(
             variant=name,
             step_s_median=median,
             step_s=times[name],
-            images_per_s=images_per_s,
+            images_per_s=settings.batch / median,
             flops_per_image=flops[name],
-            achieved_flops_per_s=achieved,
-            mfu=achieved / peak_rate,
+            achieved_flops_per_s=achieved[name],
+            mfu=achieved[name] / peak_rate,
             saved_activation_bytes=activations[name],
             step_peak_bytes=peaks[name],
             state_bytes=_state_bytes(steps[name].model),
@@ -137,12 +139,14 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
             loss_finite=bool(torch.isfinite(losses[name]).item()),
         ))
     return dict(settings=asdict(settings), reference=reference,
-                matmul_flops_per_s=peak_rate, matmul_dtype=str(dtype).replace("torch.", ""),
+                matmul_flops_per_s=matmul_rate, peak_flops_per_s=peak_rate,
+                matmul_dtype=str(dtype).replace("torch.", ""),
                 results=results)
 
 
 def _geometry(model: nn.Module) -> tuple[tuple[int, int], int, int]:
     """(image size, patch size, channels) of ours or of the Hugging Face twin."""
+    model = getattr(model, "mae", model)  # the full-head wrapper
     if hasattr(model, "patch_embed"):
         embed = model.patch_embed
         return embed.img_size, embed.patch_size, embed.in_chans

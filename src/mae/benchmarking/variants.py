@@ -1,9 +1,13 @@
 """The models a benchmark runs side by side, built from one named config.
 
     ours          MaskedAutoencoder (encoder on visible patches only)
+    full-head     ours, its decoder head predicting every patch (return_pred=True), as the
+                  step did before the head ran on the removed patches only
     mask-token    the Table 2 baseline: encoder on all patches with mask tokens
     hf            transformers' ViTMAEForPreTraining, its default (SDPA) attention
     hf-eager      the same with transformers' eager attention
+    hf-matmul     hf with its linear layers on our matmul backend (oneDNN where it is faster),
+                  so that what is ours alone shows beside it
 
 Variants of one config share their weights where the architecture allows it (ours and
 mask-token share everything but the encoder's mask token), so that big models fit
@@ -12,12 +16,13 @@ several times in memory; the Hugging Face twin gets a copy of ours' weights.
 
 import torch.nn as nn
 
+from ..models.linear import Linear
 from ..models.mae import MaskedAutoencoder
 from ..models.vit import Attention
 from ..models.zoo import model_config
 from .baseline import MaskTokenEncoderMAE
 
-VARIANTS = ("ours", "mask-token", "hf", "hf-eager")
+VARIANTS = ("ours", "full-head", "mask-token", "hf", "hf-eager", "hf-matmul")
 
 ENCODER_PARTS = ("patch_embed", "cls_token", "pos_embed", "blocks", "norm")
 DECODER_PARTS = ("mask_token", "decoder_pos_embed", "decoder_embed", "decoder_blocks",
@@ -41,6 +46,17 @@ def set_fused_attention(model: nn.Module, fused: bool | None) -> None:
             module.fused = fused
 
 
+class FullHead(nn.Module):
+    """Our model (shared, not copied) behind our call, predicting every patch."""
+
+    def __init__(self, model: MaskedAutoencoder):
+        super().__init__()
+        self.mae = model
+
+    def forward(self, imgs, mask_ratio: float = 0.75, noise=None):
+        return self.mae(imgs, mask_ratio, noise, return_pred=True)
+
+
 class HuggingFaceMAE(nn.Module):
     """transformers' ViTMAEForPreTraining behind our call: model(imgs, mask_ratio, noise).loss"""
 
@@ -53,6 +69,13 @@ class HuggingFaceMAE(nn.Module):
             raise ValueError(f"this Hugging Face model was built for mask ratio "
                              f"{self.hf.config.mask_ratio}, not {mask_ratio}")
         return self.hf(pixel_values=imgs, noise=noise)
+
+
+def route_linears(model: nn.Module) -> None:
+    """Send every plain nn.Linear of `model` through our matmul backend (same parameters)."""
+    for module in model.modules():
+        if type(module) is nn.Linear:
+            module.__class__ = Linear
 
 
 def huggingface_twin(model: MaskedAutoencoder, mask_ratio: float, attention: str = "sdpa") -> HuggingFaceMAE:
@@ -86,6 +109,8 @@ def build_variants(names, model: str, mask_ratio: float, fused_attention: bool |
     for name in names:
         if name == "ours":
             built[name] = ours
+        elif name == "full-head":
+            built[name] = FullHead(ours)
         elif name == "mask-token":
             baseline = MaskTokenEncoderMAE(**config)
             share_parts(baseline, ours)
@@ -95,6 +120,8 @@ def build_variants(names, model: str, mask_ratio: float, fused_attention: bool |
             if fused_attention is not None and name == "hf":
                 attention = "sdpa" if fused_attention else "eager"
             built[name] = huggingface_twin(ours, mask_ratio, attention)
+            if name == "hf-matmul":
+                route_linears(built[name])
     for variant in built.values():
         set_fused_attention(variant, fused_attention)
     return built

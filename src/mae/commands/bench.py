@@ -8,6 +8,7 @@ import torch
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
+from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
 
 HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face."
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per variant (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--matmul-backend", choices=MATMUL_BACKENDS, default="auto",
+                        help="float32 CPU linear layers through torch's BLAS, oneDNN, or auto (a short "
+                             "measured probe picks the faster)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None,
                         help="write the results here as JSON, and as a Markdown table beside it (.md)")
@@ -47,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    set_matmul_backend(args.matmul_backend)
     if args.model not in model_names():
         raise ValueError(f"--model {args.model!r} is unknown; known models: {', '.join(model_names())}")
     overrides = dict(img_size=args.img_size)
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     names = ["ours"] + list(dict.fromkeys(args.compare))
     variants = build_variants(names, args.model, args.mask_ratio, args.fused_attention, **overrides)
     record = dict(command=command_line(args), machine=machine(args.device), model=args.model,
-                  fused_attention=args.fused_attention, **run_benchmark(settings, variants))
+                  fused_attention=args.fused_attention, matmul_backend=matmul_backend(),
+                  **run_benchmark(settings, variants))
     table = markdown_table(record)
     print(table, end="")
     if args.out:

@@ -8,6 +8,8 @@ Both share the data, schedule and run settings of `DownstreamConfig`.
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..models.linear import MATMUL_BACKENDS
+from ..threads import default_workers
 from .config import flag
 from .pretrain_config import PRECISIONS, RESUME_HELP
 from .seeding import check_seed
@@ -50,7 +52,8 @@ class DownstreamConfig:
     synthetic_val_size: int = _set(1024, "validation images of the built-in dataset (other images "
                                    "than the training ones)")
     num_classes: int | None = _opt("outputs of the head (default: the training data's classes)")
-    num_workers: int = _set(8, "data loader worker processes per training process")
+    num_workers: int = _set(default_workers(), "data loader worker processes per training process; "
+                            "default: the cores this process may use, less one, at most 8")
     # model
     img_size: int | None = _opt("input resolution (default: the checkpoint's); the position table "
                                 "is resampled in 2-D")
@@ -72,6 +75,9 @@ class DownstreamConfig:
     seed: int = _set(0, "seed of every random draw (head init, data order, augmentation, mixup)")
     device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
     threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
+    matmul_backend: str = _set("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
+                               "auto (a short measured probe picks the faster; cached)",
+                               choices=MATMUL_BACKENDS)
     output_dir: str = _set("runs/finetune", "run directory: config.yaml, metrics.jsonl, checkpoints/",
                            metavar="DIR")
     resume: str | None = _opt(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
@@ -184,7 +190,8 @@ class EvalConfig:
     imagenet_sketch: str | None = _opt("robustness: ImageNet-Sketch (1000 class folders)", metavar="DIR")
     img_size: int | None = _opt("input resolution (default: the checkpoint's)")
     batch_size: int = _set(128, "images per evaluation step")
-    num_workers: int = _set(4, "data loader worker processes")
+    num_workers: int = _set(min(4, default_workers()), "data loader worker processes; default: the "
+                            "cores this process may use, less one, at most 4")
     precision: str = _set("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)
     device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
     threads: int | None = _opt("torch intra-op CPU threads (default: torch's choice)")

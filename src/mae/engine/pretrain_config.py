@@ -5,8 +5,10 @@ from typing import ClassVar
 
 from ..data.augmentations import AUGMENTATIONS
 from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
+from ..models.linear import MATMUL_BACKENDS
 from ..models.zoo import CONFIGS, model_names
 from ..targets import model_target
+from ..threads import default_workers
 from .config import flag
 from .seeding import check_seed
 
@@ -54,8 +56,9 @@ class PretrainConfig:
                              "the shorter side), rrc (the random resized crop, the paper's) or rrc_jitter "
                              "(the same with colour jitter); all but none flip at random",
                              choices=AUGMENTATIONS)
-    num_workers: int = _set(8, "data loader worker processes per training process (0: load in "
-                            "the training process)")
+    num_workers: int = _set(default_workers(), "data loader worker processes per training process "
+                            "(0: load in the training process); default: the cores this process "
+                            "may use, less one, at most 8")
     # model
     model: str = _set("mae_vit_base_patch16", "named model: " + ", ".join(model_names()),
                       choices=tuple(model_names()), metavar="NAME")
@@ -101,6 +104,9 @@ class PretrainConfig:
     device: str = _set("auto", "cpu, cuda, cuda:N, or auto (the GPU of this process when there "
                        "is one, else cpu)")
     threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
+    matmul_backend: str = _set("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
+                               "auto (a short measured probe picks the faster; cached)",
+                               choices=MATMUL_BACKENDS)
     output_dir: str = _set("runs/pretrain", "run directory: config.yaml, metrics.jsonl, "
                            "checkpoints/, pictures", metavar="DIR")
     resume: str | None = _opt(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..models.linear import set_matmul_backend
 from . import distributed
 from .checkpoint import SET_ASIDE, CheckpointManager, CheckpointWarning, load_training_state
 from .config import save_config
@@ -121,6 +122,7 @@ def plan_run(config, env: distributed.DistEnv) -> RunPlan:
     """
     if config.threads:
         torch.set_num_threads(config.threads)
+    set_matmul_backend(config.matmul_backend)  # after the threads: the probe runs on them
     accum, global_batch = resolve_batch(config.batch_size, config.accum_iter, config.effective_batch, env.world_size)
     run_dir = checked_run_dir(config.output_dir)
     if env.is_main and run_dir.is_dir():

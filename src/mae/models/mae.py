@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..masking import check_mask_ratio, mask_plan, num_kept, removed_mask
 from ..targets import get_target, model_target
+from .linear import Linear
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_decoder
 from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm, to_2tuple
@@ -90,7 +91,7 @@ class MaskedAutoencoder(VisionTransformer):
             target=target,
         )
 
-        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
+        self.decoder_embed = Linear(embed_dim, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.decoder_pos_embed = nn.Parameter(
             sincos_2d(decoder_embed_dim, self.grid_size), requires_grad=False
@@ -100,7 +101,7 @@ class MaskedAutoencoder(VisionTransformer):
             for _ in range(decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=layer_norm_eps)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, self.target.dim(patch_size, in_chans))
+        self.decoder_pred = Linear(decoder_embed_dim, self.target.dim(patch_size, in_chans))
 
         self.apply(init_linear_and_norm)
         nn.init.normal_(self.mask_token, std=0.02)

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .linear import Linear, linear
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_encoder
 
@@ -73,7 +74,7 @@ class PatchEmbed(nn.Module):
 
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """[N, K, C*p*p] patches from `pixels` (any subset) -> [N, K, D]; equals forward's tokens."""
-        return F.linear(pixels, self.proj.weight.flatten(1), self.proj.bias)
+        return linear(pixels, self.proj.weight.flatten(1), self.proj.bias)
 
 
 class Attention(nn.Module):
@@ -97,8 +98,8 @@ class Attention(nn.Module):
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
         self.fused = fused
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, dim = x.shape
@@ -126,9 +127,9 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc1 = Linear(dim, hidden_dim)
         self.act = nn.GELU()  # exact (erf) GELU, as the official models
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc2 = Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -229,7 +230,7 @@ class VisionTransformer(nn.Module):
             self.fc_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
         else:
             self.norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_encoder()
 
     def _init_encoder(self) -> None:
