@@ -1,23 +1,27 @@
 """Our training step beside Hugging Face's ViTMAEForPreTraining, same config, same weights.
 
-For each model and precision, three models train with steps alternating in one process:
+For each model and precision, four models train with steps alternating in one process:
 ours (attention path chosen per device), transformers with its default SDPA attention,
-and transformers with its eager attention. Same batch, images, masking noise, fused AdamW.
-The speed-up is the peer's step time over ours, the median of per-round ratios.
+transformers with its eager attention, and transformers (SDPA) with its linear layers on
+our matmul backend (what is ours alone shows against this one). Same batch, images,
+masking noise, fused AdamW. The speed-up is the peer's step time over ours, the median of
+per-round ratios; each row records the 1-minute load average when it finished.
 
     python benchmarks/vs_huggingface.py --models mae_vit_base_patch16 --batch 8 --threads 1
 """
 
 import argparse
 import gc
+import os
 import shlex
 import sys
 
 import torch
 
 from mae.benchmarking import BenchSettings, build_variants, machine, run_benchmark, write_results
+from mae.models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 
-PEERS = ("hf", "hf-eager")
+PEERS = ("hf", "hf-eager", "hf-matmul")
 
 
 def main(argv=None) -> int:
@@ -34,10 +38,13 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads; 1 keeps timings steady on a machine shared with other work")
+    parser.add_argument("--matmul-backend", choices=MATMUL_BACKENDS, default="auto",
+                        help="float32 CPU linear layers: torch's BLAS, oneDNN, or auto (measured)")
     parser.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    set_matmul_backend(args.matmul_backend)
 
     command = "python benchmarks/vs_huggingface.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     rows, runs = [], []
@@ -50,7 +57,8 @@ def main(argv=None) -> int:
             torch.manual_seed(0)
             variants = build_variants(("ours",) + PEERS, model, args.mask_ratio, img_size=args.img_size)
             run = run_benchmark(settings, variants)
-            runs.append(dict(model=model, **run))
+            load = round(os.getloadavg()[0], 2)
+            runs.append(dict(model=model, load_average_1min=load, **run))
             by_name = {r["variant"]: r for r in run["results"]}
             ours = by_name["ours"]
             speedups = {peer: by_name[peer]["time_vs_reference"] for peer in PEERS}
@@ -58,7 +66,7 @@ def main(argv=None) -> int:
                 f"| {model} | {precision} | {ours['images_per_s']:,.1f} "
                 + "".join(f"| {by_name[p]['images_per_s']:,.1f} " for p in PEERS)
                 + "".join(f"| **{speedups[p]:.2f}x** " for p in PEERS)
-                + f"| {min(speedups.values()):.2f}x | {100 * ours['mfu']:.0f}% |"
+                + f"| {min(speedups.values()):.2f}x | {100 * ours['mfu']:.0f}% | {load} |"
             )
             print(rows[-1], flush=True)
             del variants
@@ -67,11 +75,11 @@ def main(argv=None) -> int:
     table = "\n".join([
         f"**Ours vs Hugging Face ViTMAEForPreTraining: {args.img_size}px, batch {args.batch}, mask "
         f"{args.mask_ratio}{', compiled' if args.compile else ''}, {args.device}, "
-        f"{torch.get_num_threads()} thread(s)**",
+        f"{torch.get_num_threads()} thread(s), float32 matmuls through {matmul_backend()}**",
         "",
-        "| model | precision | ours img/s | HF sdpa img/s | HF eager img/s | vs HF sdpa | vs HF eager "
-        "| vs best HF | ours MFU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | precision | ours img/s | HF sdpa img/s | HF eager img/s | HF on our matmul img/s "
+        "| vs HF sdpa | vs HF eager | vs HF on our matmul | vs best HF | ours MFU | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
     ]) + "\n"
     print(table, end="")
