@@ -16,8 +16,8 @@ from .seeding import check_seed
 
 POOLS = ("avg", "token")
 RESUMABLE = (
-    "resume", "output_dir", "epochs", "device", "threads", "precision", "num_workers", "batch_size",
-    "accum_iter", "effective_batch", "eval_batch_size", "log_every", "keep_last",
+    "resume", "output_dir", "epochs", "device", "threads", "matmul_backend", "precision", "num_workers",
+    "batch_size", "accum_iter", "effective_batch", "eval_batch_size", "log_every", "keep_last",
 )
 
 

@@ -19,8 +19,8 @@ ARCH_FIELDS = (
 )
 # what a resumed run may set differently (everything else must match the checkpoint's run)
 RESUMABLE = (
-    "resume", "output_dir", "epochs", "device", "threads", "precision", "compile", "num_workers",
-    "batch_size", "accum_iter", "effective_batch", "strict_data", "log_every", "save_every_steps",
+    "resume", "output_dir", "epochs", "device", "threads", "matmul_backend", "precision", "compile",
+    "num_workers", "batch_size", "accum_iter", "effective_batch", "strict_data", "log_every", "save_every_steps",
     "save_every_epochs", "keep_last", "preview_every_epochs", "preview_images", "knn_every_epochs",
     "knn_val_data", "knn_images", "tensorboard",
 )
