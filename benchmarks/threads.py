@@ -6,7 +6,7 @@ with OMP_WAIT_POLICY=PASSIVE (mae's default), and one thread; each alone and bes
 competitor process (one busy Python loop per core it is given). Reports the median
 images/s of the logged windows after the first, with the 1-minute load average.
 
-    python benchmarks/threads.py --images 512 --competitors 1
+    python benchmarks/threads.py --images 192 --competitors 0 1
 """
 
 import argparse
@@ -21,7 +21,8 @@ from pathlib import Path
 
 from mae.benchmarking import machine, write_results
 
-SETTINGS = {  # name -> (extra environment, extra flags); an empty policy is OpenMP's own default
+# name -> (extra environment, extra flags); libgomp takes an empty policy for its default (with a warning)
+SETTINGS = {
     "default threads, OpenMP's default wait": ({"OMP_WAIT_POLICY": ""}, []),
     "default threads, passive wait (default)": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
     "1 thread, passive wait": ({"OMP_WAIT_POLICY": "PASSIVE"}, ["--threads", "1"]),
@@ -32,7 +33,7 @@ BUSY_LOOP = "while True: pass"
 def demo_rate(run_dir: Path, images: int, env: dict, flags: list[str]) -> float:
     command = [sys.executable, "-m", "mae.cli", "pretrain", "--config", "configs/demo.yaml",
                "--output-dir", str(run_dir), "--epochs", "1", "--warmup-epochs", "0",
-               "--synthetic-size", str(images), "--log-every", "2", "--knn-every-epochs", "0",
+               "--synthetic-size", str(images), "--log-every", "1", "--knn-every-epochs", "0",
                "--preview-every-epochs", "0", *flags]
     subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -42,18 +43,19 @@ def demo_rate(run_dir: Path, images: int, env: dict, flags: list[str]) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=512, help="synthetic images: one epoch of this many")
-    parser.add_argument("--competitors", type=int, default=1, help="busy processes beside the loaded runs")
+    parser.add_argument("--images", type=int, default=192, help="synthetic images: one epoch of this many")
+    parser.add_argument("--competitors", type=int, nargs="+", default=[0, 1],
+                        help="numbers of busy processes to run beside the demo, one pass each")
     parser.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
     args = parser.parse_args(argv)
 
     rows, results = [], []
     with tempfile.TemporaryDirectory() as scratch:
-        for loaded in (False, True):
-            busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(args.competitors * loaded)]
+        for competitors in args.competitors:
+            busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(competitors)]
             try:
                 for i, (name, (env, flags)) in enumerate(SETTINGS.items()):
-                    rate = demo_rate(Path(scratch) / f"{int(loaded)}-{i}", args.images, env, flags)
+                    rate = demo_rate(Path(scratch) / f"{competitors}-{i}", args.images, env, flags)
                     load = round(os.getloadavg()[0], 2)
                     results.append(dict(setting=name, competitors=len(busy), images_per_s=rate, load_average_1min=load))
                     rows.append(f"| {name} | {len(busy)} | {rate:,.1f} | {load} |")
