@@ -60,7 +60,7 @@ def test_a_hog_model_learns_its_target_saves_and_loads_and_pictures_its_masks(tm
     assert model.decoder_pred.out_features == 27
     imgs = torch.randn(4, 3, 32, 32)
     noise = torch.rand(4, 16)
-    out = model(imgs, mask_ratio=0.5, noise=noise)
+    out = model(imgs, mask_ratio=0.5, noise=noise, return_pred=True)
     target = HOGTarget()(patchify(imgs, 8), 8, 3)
     removed = out.mask.bool()
     assert torch.allclose(out.loss, ((out.pred - target) ** 2).mean(-1)[removed].mean(), atol=1e-6)
