@@ -199,14 +199,25 @@ def unwrap_checkpoint(obj) -> tuple[dict, dict]:
     return state, args
 
 
-def latest_model_file(run_dir: Path) -> Path:
-    """The newest complete checkpoint's weights in a run directory."""
+SHARDED_WEIGHTS = "sharded"  # a sharded checkpoint's parts (engine.sharded_checkpoint)
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The newest complete checkpoint folder in a run directory (whole or sharded)."""
     candidates = sorted(
-        p for p in (run_dir / "checkpoints").glob(f"*/{MODEL_FILE}") if not p.parent.name.startswith(".")
+        p.parent for name in (MODEL_FILE, SHARDED_WEIGHTS) for p in (run_dir / "checkpoints").glob(f"*/{name}")
+        if not p.parent.name.startswith(".")
     )
     if not candidates:
-        raise ValueError(f"run directory {run_dir} has no checkpoints/*/{MODEL_FILE} yet")
+        raise ValueError(f"run directory {run_dir} has no checkpoints/*/{MODEL_FILE} (or {SHARDED_WEIGHTS}/) yet")
     return candidates[-1]
+
+
+def _read_sharded(path: Path) -> tuple[dict, dict, dict, str]:
+    from .engine.sharded_checkpoint import model_metadata, read_model_state
+
+    kind, config = model_metadata(path)
+    return read_model_state(path), {}, {KIND_KEY: kind, CONFIG_KEY: json.dumps(config)}, str(path)
 
 
 # ---------------------------------------------------------------- architecture inference
@@ -312,8 +323,10 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
         raise ValueError(f"checkpoint {path} does not exist")
     if path.is_dir():
         if (path / "checkpoints").is_dir():  # a run directory of ours
-            path = latest_model_file(path)
-        elif (path / "config.json").exists():  # a Hugging Face folder
+            path = latest_checkpoint(path)
+        if (path / SHARDED_WEIGHTS).is_dir():  # a sharded checkpoint of ours
+            return _read_sharded(path)
+        if (path / "config.json").exists():  # a Hugging Face folder
             hf_config = json.loads((path / "config.json").read_text())
             weights = path / "model.safetensors"
             if weights.exists():

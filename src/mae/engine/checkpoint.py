@@ -4,6 +4,9 @@
                                   /state.safetensors    training-state tensors (optimizer moments, ...)
                                   /state.json           the rest of the training state (step, epoch, ...)
 
+A sharded checkpoint (`--fsdp`, see `sharded_checkpoint`) holds sharded/ (one safetensors
+file per process) in place of model.safetensors.
+
 A checkpoint is written into a temporary directory whose name starts with "." (which no
 reader takes for a checkpoint), each file fsynced, then renamed into place in one step.
 Loading never unpickles: tensors come from safetensors, everything else from JSON.
@@ -28,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ..checksums import CorruptFile
-from ..weights import MODEL_FILE, atomic_write, read_safetensors, save_model, umask_mode, write_tensors
+from ..weights import MODEL_FILE, SHARDED_WEIGHTS, atomic_write, read_safetensors, save_model, umask_mode, write_tensors
 from .disk import reporting_full_disk, require_free
 
 STATE_TENSORS = "state.safetensors"
@@ -99,7 +102,7 @@ def _verifies(path: Path) -> bool:
 def is_complete(path: Path) -> bool:
     return (
         not path.name.startswith(".")
-        and (path / MODEL_FILE).is_file()
+        and ((path / MODEL_FILE).is_file() or (path / SHARDED_WEIGHTS).is_dir())
         and (path / STATE_JSON).is_file()
         and (path / STATE_TENSORS).is_file()
     )
@@ -122,7 +125,11 @@ def load_training_state(path: str | Path) -> dict:
 
 
 def load_model_state(path: str | Path) -> dict:
-    """The model weights of a checkpoint, as a state dict, verified."""
+    """The model weights of a checkpoint (whole or sharded), as a state dict, verified."""
+    if (Path(path) / SHARDED_WEIGHTS).is_dir():
+        from .sharded_checkpoint import read_model_state
+
+        return read_model_state(path)
     tensors, _ = read_safetensors(Path(path) / MODEL_FILE)
     return tensors
 
@@ -185,17 +192,23 @@ class CheckpointManager:
         """Write weights + training state as checkpoint `step`, then drop the oldest beyond K.
         A full disk is reported (DiskFull) before writing when it can be foreseen; the older
         checkpoints stay intact either way."""
+        weight_bytes = sum(t.nbytes for t in model.state_dict().values())
+        return self.save_with(step, state, lambda folder: save_model(model, folder / MODEL_FILE), weight_bytes)
+
+    def save_with(self, step: int, state: dict, write_weights, weight_bytes: int = 0) -> Path:
+        """As `save`, with the weights (`weight_bytes` of them still to write) written by
+        `write_weights(folder)` into the checkpoint's folder before it is renamed into place."""
         final = self.directory / self.name_for(step)
         tensors = {}
         text = json.dumps(pack(state, tensors))
-        needed = HEADERS + sum(t.nbytes for t in [*model.state_dict().values(), *tensors.values()])
+        needed = HEADERS + weight_bytes + sum(t.nbytes for t in tensors.values())
         what = f"checkpoint {final.name}"
         with reporting_full_disk(self.directory, needed, what):
             self.directory.mkdir(parents=True, exist_ok=True)
             require_free(self.directory, needed, what)
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.directory))
             try:
-                save_model(model, tmp / MODEL_FILE)
+                write_weights(tmp)
                 digest = {STATE_JSON_DIGEST: hashlib.sha256(text.encode()).hexdigest()}
                 write_tensors(tensors, tmp / STATE_TENSORS, digest)
                 atomic_write(tmp / STATE_JSON, lambda p: Path(p).write_text(text))

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch.distributed.fsdp import FSDPModule
 from torch.nn.parallel import DistributedDataParallel
 
 
@@ -108,8 +109,12 @@ def wrap(model: torch.nn.Module, env: DistEnv) -> torch.nn.Module:
 
 
 def sync_gradients(model: torch.nn.Module, sync: bool):
-    """Context for a backward pass: skip DDP's gradient all-reduce when `sync` is False
-    (the accumulation micro-steps before an optimizer step)."""
+    """Context for a backward pass: skip DDP's gradient all-reduce (FSDP's reduce-scatter) when
+    `sync` is False (the accumulation micro-steps before an optimizer step)."""
+    sharded = getattr(model, "_orig_mod", model)  # through torch.compile
+    if isinstance(sharded, FSDPModule):
+        sharded.set_requires_gradient_sync(sync)
+        return contextlib.nullcontext()
     if sync or not isinstance(model, DistributedDataParallel):
         return contextlib.nullcontext()
     return model.no_sync()

@@ -28,7 +28,7 @@ from ..masking import shape_noise
 from ..models import create_model
 from ..viz import reconstruct, save_curves, save_reconstruction_png
 from ..weights import load_weights
-from . import distributed
+from . import distributed, fsdp, sharded_checkpoint
 from .checkpoint import load_model_state
 from .config import config_to_dict
 from .downstream import SYNTHETIC_VAL_SEED, eval_crop_fraction
@@ -121,21 +121,32 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     total_steps = epoch_steps * config.epochs
 
     # ---- model, optimizer, and the state to resume from
+    def build_model() -> torch.nn.Module:
+        return create_model(config.model, **config.model_kwargs()).to(device)
+
     torch.manual_seed(config.seed)
-    raw_model = create_model(config.model, **config.model_kwargs()).to(device)
+    raw_model = build_model()
+    if config.fsdp:
+        fsdp.shard(raw_model, env, precision)
     optimizer = adamw(param_groups(raw_model, config.weight_decay), base_lr, config.betas)
     scaler = grad_scaler(precision, device)
     step, epoch_loss = 0, [0.0, 0]  # [sum, count] over this epoch's steps so far
     state = plan.resumed_state(epoch_steps, config, data)
     if state is not None:
-        load_weights(raw_model, load_model_state(resume_from), str(resume_from))
-        optimizer.load_state_dict(state["optimizer"])
+        if "sharded" in state:
+            sharded_checkpoint.load(resume_from, raw_model, optimizer, env)
+        elif fsdp.is_sharded(raw_model):
+            raise ValueError(f"cannot resume {resume_from} with --fsdp on {env.world_size} processes: it "
+                             "is a whole checkpoint (written without --fsdp); resume it without --fsdp")
+        else:
+            load_weights(raw_model, load_model_state(resume_from), str(resume_from))
+            optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] and scaler.is_enabled():  # empty when saved without fp16
             scaler.load_state_dict(state["scaler"])
         step, epoch_loss = state["step"], list(state["epoch_loss"])
 
     model = torch.compile(raw_model) if config.compile else raw_model
-    model = distributed.wrap(model, env)
+    model = model if config.fsdp else distributed.wrap(model, env)
     normalize = Normalize(*default_mean_std(config.in_chans)).to(device)
     batches = TrainBatches(len(source), config.batch_size, config.epochs, config.seed,
                            env.world_size, env.rank, accum, start_step=step)
@@ -179,27 +190,27 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     def save_checkpoint() -> None:
         nonlocal saved_step
         log_window()  # never save past a loss that was not checked
-        finite = torch.stack([p.detach().isfinite().all() for p in raw_model.parameters()]).all()
-        if not bool(finite):
+        if not fsdp.weights_finite(raw_model, env):
             raise TrainingDiverged(f"the weights are no longer finite after step {step}; stopping "
                                    f"without saving. Last good checkpoint: {checkpoints.newest_verified() or 'none yet'}.")
-        if env.is_main:
-            checkpoints.save(step, raw_model, {
-                "step": step, "epoch": step / epoch_steps, "epoch_loss": epoch_loss,
-                "global_batch": global_batch, "steps_per_epoch": epoch_steps, "lr": lr,
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "config": config_to_dict(config), "data": data,
-            })
+        state = {"step": step, "epoch": step / epoch_steps, "epoch_loss": epoch_loss,
+                 "global_batch": global_batch, "steps_per_epoch": epoch_steps, "lr": lr,
+                 "scaler": scaler.state_dict(), "config": config_to_dict(config), "data": data}
+        if config.fsdp:  # every process writes its part
+            sharded_checkpoint.save(checkpoints, step, raw_model, optimizer, state, env)
+        elif env.is_main:
+            checkpoints.save(step, raw_model, {**state, "optimizer": optimizer.state_dict()})
         saved_step = step
         distributed.barrier(env)
 
     def write_pictures(name: str) -> None:
-        if not env.is_main:
+        whole = fsdp.full_model(raw_model, env, build_model)  # rank 0's whole model, None elsewhere
+        if whole is None:
             return
         imgs = _preview_batch(config, source, normalize, device)
         noise = torch.rand(len(imgs), num_patches, generator=generator(config.seed, PREVIEW_STREAM))
         mean, std = default_mean_std(config.in_chans)
-        rec = reconstruct(raw_model, imgs, config.mask_ratio, noise.to(device), mean, std, config.mask_type)
+        rec = reconstruct(whole, imgs, config.mask_ratio, noise.to(device), mean, std, config.mask_type)
         arch = raw_model.config
         title = (f"ViT width {arch['embed_dim']}, depth {arch['depth']}, patch {arch['patch_size']}, "
                  f"{config.img_size}px: after {step} steps ({step / epoch_steps:.3g} epochs)")
@@ -254,9 +265,10 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
                 save_checkpoint()
                 window_start = time.perf_counter()  # images/s counts training time only
             if epoch_end and config.knn_every_epochs and (epoch + 1) % config.knn_every_epochs == 0:
-                if env.is_main:
+                whole = fsdp.full_model(raw_model, env, build_model)
+                if whole is not None:
                     with autocast(precision, device):
-                        accuracy = knn_monitor(raw_model, *knn_loaders, normalize, num_classes=source.num_classes)
+                        accuracy = knn_monitor(whole, *knn_loaders, normalize, num_classes=source.num_classes)
                     logger.log({"step": step, "epoch": epoch + 1, **accuracy})
                     progress.write(f"epoch {epoch + 1}: k-NN top-1 {accuracy['knn_top1']:.1f}%, "
                                    f"top-5 {accuracy['knn_top5']:.1f}%")

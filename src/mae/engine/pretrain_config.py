@@ -99,6 +99,10 @@ class PretrainConfig:
                           "scaler), or auto: bf16 on a GPU that supports it, else fp16 on a GPU, "
                           "fp32 on CPU", choices=PRECISIONS)
     compile: bool = _set(False, "torch.compile the model")
+    fsdp: bool = _set(False, "shard parameters, gradients and optimizer state over the processes "
+                      "(FSDP2 under torchrun; bf16 or fp32) instead of replicating them (DDP); "
+                      "checkpoints are then sharded too (one file per process) and resume on any "
+                      "number of processes")
     # run
     seed: int = _set(0, "seed of every random draw (init, data order, augmentation, masks)")
     device: str = _set("auto", "cpu, cuda, cuda:N, or auto (the GPU of this process when there "
