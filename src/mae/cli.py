@@ -17,6 +17,7 @@ COMMANDS = {
     "segment": "mae.commands.segment",
     "visualize": "mae.commands.visualize",
     "convert": "mae.commands.convert",
+    "shards": "mae.commands.shards",
     "bench": "mae.commands.bench",
     "ablate": "mae.commands.ablate",
 }

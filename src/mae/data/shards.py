@@ -13,6 +13,8 @@ randomness stays a function of the sample index, exactly as for an image folder.
 Indexing checks each shard whole (not empty, not compressed, every member inside the
 file, the end-of-archive block present): a shard that fails is skipped with a warning
 naming it and what is wrong, or stops the run under --strict-data.
+A folder written by `mae shards` has a manifest.json with every offset and every
+shard's size: it is read instead (no scan).
 """
 
 import json
@@ -25,6 +27,7 @@ from pathlib import Path
 from PIL import Image
 
 from .images import DataWarning, image_extensions, listing, open_image
+from .shard_writer import MANIFEST, read_manifest
 from .source import ImageSource
 
 _BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -151,6 +154,9 @@ class TarShards(ImageSource):
 
     def __init__(self, spec: str | Path, strict: bool = False):
         self._pid, self._fds = None, {}
+        if (Path(spec) / MANIFEST).is_file():  # written by `mae shards`: no scan needed
+            self.paths, self.entries, self.targets, self.classes = read_manifest(Path(spec))
+            return
         paths = shard_paths(spec)
         extensions = {e.lstrip(".") for e in image_extensions()}
         self.paths: list[Path] = []
