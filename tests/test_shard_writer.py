@@ -6,10 +6,12 @@ import tarfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mae.cli import main
-from mae.data import ImageFolder, TarShards, build_source
+from mae.data import ImageFolder, KeyedImages, RandomResizedCrop, TarShards, TrainBatches, build_source, make_loader
+from mae.data.remote_shards import RemoteShards
 from mae.data.shard_writer import MANIFEST, write_shards
 
 
@@ -100,3 +102,31 @@ def test_the_command(folder, tmp_path, capsys):
     assert manifest["format"] == "mae-shards/1" and manifest["source"] == str(folder.resolve())
     assert main(["shards", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_shards_read_from_a_url_match_the_local_ones(folder, tmp_path):
+    write_shards(folder, tmp_path / "out", shard_size=4)
+    local, remote = TarShards(tmp_path / "out"), build_source(f"file://{tmp_path / 'out'}/")
+    assert isinstance(remote, RemoteShards) and len(remote) == len(local) == 10
+    assert remote.classes == local.classes and remote.labels() == local.labels()
+    for i in range(len(local)):
+        assert np.array_equal(pixels(remote.open(i)), pixels(local.open(i)))
+    assert remote.name(3) == f"file://{tmp_path / 'out'}/train-000000.tar:000000003"
+    with pytest.raises(ValueError, match="no manifest.json there"):
+        RemoteShards(f"file://{folder}")
+
+
+def test_pretraining_from_a_url_sees_the_same_samples_in_the_same_order(folder, tmp_path):
+    write_shards(folder, tmp_path / "out", shard_size=4, short_side=32)
+    crop = RandomResizedCrop(16)
+    batches = TrainBatches(10, 2, epochs=2, seed=3)
+    local = make_loader(KeyedImages(TarShards(tmp_path / "out"), crop, seed=3), batches)
+    remote = make_loader(KeyedImages(RemoteShards(f"file://{tmp_path / 'out'}"), crop, seed=3), batches)
+    local_batches = list(local)
+    for (a, la), (b, lb) in zip(local_batches, remote, strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb)
+    # resumed mid-epoch (step 3 of 5): the remote reader continues with the exact next batches
+    resumed = make_loader(KeyedImages(RemoteShards(f"file://{tmp_path / 'out'}"), crop, seed=3),
+                          TrainBatches(10, 2, epochs=2, seed=3, start_step=3))
+    for (a, _), (b, _) in zip(local_batches[3:], resumed, strict=True):
+        assert torch.equal(a, b)

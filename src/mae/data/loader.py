@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .folder import ImageFolder
 from .images import DECODE_ERRORS, DataWarning
+from .remote_shards import RemoteShards, is_url
 from .shards import TarShards
 from .source import ImageSource
 from .synthetic import SyntheticShapes
@@ -26,10 +27,13 @@ def build_source(
     synthetic_resolution: int = 64,
     seed: int = 0,
 ) -> ImageSource:
-    """None or "synthetic": the built-in dataset. A .tar, a brace pattern or a folder of
-    .tar files: tar shards. Any other folder: an image folder."""
+    """None or "synthetic": the built-in dataset. A URL: shards written by `mae shards`, read
+    through fsspec. A .tar, a brace pattern or a folder of .tar files: tar shards. Any other
+    folder: an image folder."""
     if data is None or data == SYNTHETIC:
         return SyntheticShapes(synthetic_size, synthetic_resolution, seed)
+    if is_url(data):
+        return RemoteShards(data)
     path = Path(data).expanduser()  # "~" also works from YAML, where no shell expands it
     if data.endswith(".tar") or "{" in data or (path.is_dir() and any(path.glob("*.tar"))):
         return TarShards(path, strict=strict)

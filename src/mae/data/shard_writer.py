@@ -146,22 +146,29 @@ def write_shards(source: str | Path, out: str | Path, shard_size: int = 1000, pr
     return manifest
 
 
-def read_manifest(folder: Path) -> tuple[list[Path], list[tuple[int, int, int, str]], list[int], list[str]]:
+def read_manifest(folder: str, read=None, size=None) -> tuple[list[str], list[tuple[int, int, int, str]],
+                                                              list[int], list[str]]:
     """(shard paths, (shard, offset, size, key) per sample, labels, classes) from a manifest,
-    after checking that every shard is there with the size it had when written."""
-    manifest = json.loads((folder / MANIFEST).read_text())
+    after checking that every shard is there with the size it had when written. `read(path)`
+    and `size(path)` (None: absent) reach the storage: local files by default, or a URL's
+    filesystem (`remote_shards`)."""
+    read = read or (lambda path: Path(path).read_bytes())
+    size = size or (lambda path: Path(path).stat().st_size if Path(path).is_file() else None)
+    where = f"{folder}/{MANIFEST}"
+    manifest = json.loads(read(where))
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{folder / MANIFEST} is not a manifest of `mae shards` (format {manifest.get('format')!r})")
+        raise ValueError(f"{where} is not a manifest of `mae shards` (format {manifest.get('format')!r})")
     paths, entries, labels = [], [], []
     for shard_id, shard in enumerate(manifest["shards"]):
-        path = folder / shard["name"]
-        if not path.is_file() or path.stat().st_size != shard["bytes"]:
-            found = f"{path.stat().st_size} bytes" if path.is_file() else "missing"
+        path = f"{folder}/{shard['name']}"
+        found = size(path)
+        if found != shard["bytes"]:
+            found = "missing" if found is None else f"{found} bytes"
             raise ValueError(f"shard {path} should have {shard['bytes']} bytes as {MANIFEST} says ({found}); "
                              "write the shards again with `mae shards` (it keeps the complete ones)")
         first = shard_id * manifest["shard_size"]
         paths.append(path)
-        entries += [(shard_id, offset, size, f"{first + i:09d}")
-                    for i, (offset, size) in enumerate(zip(shard["offsets"], shard["sizes"]))]
+        entries += [(shard_id, offset, length, f"{first + i:09d}")
+                    for i, (offset, length) in enumerate(zip(shard["offsets"], shard["sizes"]))]
         labels += shard["labels"]
     return paths, entries, labels, manifest["classes"]

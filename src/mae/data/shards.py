@@ -155,7 +155,8 @@ class TarShards(ImageSource):
     def __init__(self, spec: str | Path, strict: bool = False):
         self._pid, self._fds = None, {}
         if (Path(spec) / MANIFEST).is_file():  # written by `mae shards`: no scan needed
-            self.paths, self.entries, self.targets, self.classes = read_manifest(Path(spec))
+            paths, self.entries, self.targets, self.classes = read_manifest(str(spec))
+            self.paths = [Path(p) for p in paths]
             return
         paths = shard_paths(spec)
         extensions = {e.lstrip(".") for e in image_extensions()}
