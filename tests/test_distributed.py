@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mae.checksums import CorruptFile
 from mae.engine import CheckpointManager, load_training_state
 from mae.engine.checkpoint import load_model_state
 from mae.engine.fsdp import mixed_precision
@@ -129,6 +130,14 @@ def test_a_damaged_sharded_checkpoint_is_refused_by_name(tmp_path, fsdp_run):
                              "--to", "mae"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert f"sharded/{part.name} should have" in result.stderr and "(1000 bytes)" in result.stderr
+    # a flipped bit, same size: the SHA-256 recorded at save time tells
+    shutil.copytree(fsdp_run, tmp_path / "flipped")
+    part = sorted((CheckpointManager(tmp_path / "flipped" / "checkpoints").latest() / "sharded").iterdir())[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 1
+    part.write_bytes(bytes(data))
+    with pytest.raises(CorruptFile, match=f"sharded/{part.name} changed since it was written"):
+        load_model_state(CheckpointManager(tmp_path / "flipped" / "checkpoints").latest())
 
 
 def test_fsdp_refuses_fp16():

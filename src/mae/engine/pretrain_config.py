@@ -22,7 +22,7 @@ RESUMABLE = (
     "resume", "output_dir", "epochs", "device", "threads", "matmul_backend", "precision", "compile",
     "num_workers", "batch_size", "accum_iter", "effective_batch", "strict_data", "log_every", "save_every_steps",
     "save_every_epochs", "keep_last", "preview_every_epochs", "preview_images", "knn_every_epochs",
-    "knn_val_data", "knn_images", "tensorboard",
+    "knn_val_data", "knn_images", "tensorboard", "fsdp",
 )
 RESUME_HELP = (
     "'auto': continue from the newest checkpoint in the run directory that verifies (if there is "

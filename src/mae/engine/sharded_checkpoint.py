@@ -9,13 +9,16 @@ The parts are safetensors files (DCP's Hugging Face storage, every shard's offse
 metadata), so loading unpickles nothing, as for every other checkpoint. They hold the model
 weights ("model.<key>") and the optimizer moments ("optim.<key>.<moment>", keyed by
 parameter name, so that any sharding reads them); state.json holds the optimizer's
-param_groups, the model's kind and config, and the name and size of every part.
+param_groups, the model's kind and config, and the name, size and SHA-256 of every part,
+checked before any part is read (a damaged part is a CorruptFile naming it, and
+`--resume auto` passes over that checkpoint as over any other that does not verify).
 
 Atomic at the directory level: every process writes into the same hidden folder, then rank 0
 moves it into a checkpoint folder that `CheckpointManager.save_with` renames into place.
 """
 
 import contextlib
+import hashlib
 import os
 import shutil
 import warnings
@@ -26,6 +29,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import HuggingFaceStorageReader, HuggingFaceStorageWriter
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+from ..checksums import CorruptFile
 from ..weights import SHARDED_WEIGHTS as SHARDS, model_kind_and_config
 from . import distributed
 from .checkpoint import CheckpointManager, load_training_state
@@ -56,7 +60,7 @@ def save(checkpoints: CheckpointManager, step: int, model: torch.nn.Module, opti
     final = None
     if env.is_main:
         kind, config = model_kind_and_config(model)
-        files = {p.name: p.stat().st_size for p in sorted(parts.iterdir())}
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(parts.iterdir())}
         record = {**state, "optimizer": {"param_groups": optim_state["param_groups"]},
                   "sharded": {"processes": env.world_size, "files": files, "kind": kind, "config": config}}
         final = checkpoints.save_with(step, record, lambda folder: os.replace(parts, folder / SHARDS))
@@ -64,15 +68,27 @@ def save(checkpoints: CheckpointManager, step: int, model: torch.nn.Module, opti
     return final
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def check_parts(path: Path) -> dict:
-    """The checkpoint's record of its parts, after checking that each one is there, whole."""
+    """The checkpoint's record of its parts, after checking that each one is there, unchanged
+    (size and SHA-256 as recorded when it was written); CorruptFile naming the part if not."""
     record = load_training_state(path)["sharded"]
-    for name, size in record["files"].items():
+    for name, expected in record["files"].items():
         part = path / SHARDS / name
-        if not part.is_file() or part.stat().st_size != size:
+        if not part.is_file() or part.stat().st_size != expected["bytes"]:
             found = f"{part.stat().st_size} bytes" if part.is_file() else "missing"
-            raise ValueError(f"sharded checkpoint {path} is damaged: {SHARDS}/{name} should have "
-                             f"{size} bytes ({found}); resume from another checkpoint")
+            raise CorruptFile(f"sharded checkpoint {path} is damaged: {SHARDS}/{name} should have "
+                              f"{expected['bytes']} bytes ({found}); resume from another checkpoint")
+        if _sha256(part) != expected["sha256"]:
+            raise CorruptFile(f"sharded checkpoint {path} is damaged: {SHARDS}/{name} changed since it was "
+                              "written (SHA-256 differs); resume from another checkpoint")
     return record
 
 
