@@ -25,10 +25,13 @@ def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1, accu
     """Optimizer steps per epoch (the remainder that does not fill a global batch is unused)."""
     global_batch = batch_size * world_size * accum_iter
     if num_samples < global_batch:
+        fits = num_samples // (world_size * accum_iter)
+        advice = (f"use --batch-size {fits} or less (or leave it out: the default fits the data)" if fits
+                  else "use more data or fewer processes / accumulation steps")
         raise ValueError(
             f"the dataset has {num_samples} images, fewer than one global batch of "
             f"{global_batch} ({batch_size} per process x {world_size} process(es) x "
-            f"{accum_iter} accumulation step(s)); use a smaller --batch-size or more data"
+            f"{accum_iter} accumulation step(s)); {advice}"
         )
     return num_samples // global_batch
 

@@ -23,6 +23,7 @@ import yaml
 from .files import write_text_atomic
 
 NONE_WORDS = ("none", "null")
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the recipes of a clone: --config NAME
 
 
 def flag(name: str) -> str:
@@ -102,8 +103,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
     """`--config FILE.yaml` plus one flag per field of `cls`."""
     parser.add_argument(
         "--config", metavar="FILE.yaml",
-        help="read settings from a YAML file (keys are the flag names with underscores); "
-        "flags on the command line override it",
+        help="read settings from a YAML file (keys are the flag names with underscores), or a named "
+        "recipe of configs/ (e.g. vit_base_800ep, demo); flags on the command line override it",
     )
     for field in dataclasses.fields(cls):
         base, optional = _field_type(cls, field.name)
@@ -127,6 +128,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         else:
             kwargs["metavar"] = base.__name__.upper()
         parser.add_argument(flag(field.name), **kwargs)
+
+
+def find_config(name: str | Path, prefix: str | None = None) -> Path:
+    """A YAML file, or a recipe of configs/ by name: `vit_base_800ep` -> configs/pretrain_vit_base_800ep.yaml."""
+    path = Path(name)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    for candidate in ([f"{prefix}_{name}.yaml"] if prefix else []) + [f"{name}.yaml"]:
+        if (CONFIG_DIR / candidate).is_file():
+            return CONFIG_DIR / candidate
+    names = sorted(p.stem.removeprefix(f"{prefix}_") for p in CONFIG_DIR.glob(f"{prefix or ''}*.yaml"))
+    raise FileNotFoundError(f"config file {path} does not exist, nor a recipe of that name in {CONFIG_DIR}"
+                            + (f" (recipes: {', '.join(names)})" if names else ""))
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -164,7 +178,8 @@ def config_from_args(cls, args: argparse.Namespace):
     """Defaults, then the YAML file from --config, then the flags that were given."""
     values = {}
     if getattr(args, "config", None):
-        values = checked_values(cls, read_yaml(args.config), args.config)
+        path = find_config(args.config, getattr(cls, "RECIPE_PREFIX", None))
+        values = checked_values(cls, read_yaml(path), str(path))
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
     values.update(checked_values(cls, given, "command line"))
     return cls(**values)

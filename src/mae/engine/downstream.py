@@ -38,6 +38,7 @@ from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress
 from .optim import optimizer_step, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
+from .recipe import RecipeWarning, choose_recipe, warn_low_lr
 from .resume_check import data_identity
 from .run_lock import unlock_run_dir
 from .run_plan import plan_run, read_losses
@@ -203,18 +204,19 @@ def train_classifier(config: DownstreamConfig, recipe: Recipe) -> DownstreamResu
 
 
 def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -> DownstreamResult:
-    plan = plan_run(config, env)
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
-
-    # ---- every check before any compute: the encoder, the data, the head's classes
+    # ---- every check before any compute: the data, the head's classes, the encoder
     if not env.is_main:
-        warnings.filterwarnings("ignore", category=DataWarning)
+        for category in (DataWarning, RecipeWarning):
+            warnings.filterwarnings("ignore", category=category)
     synthetic = config.data in (None, SYNTHETIC)
     if synthetic:
-        classes = list(SHAPES)
+        classes, train_images = list(SHAPES), config.synthetic_size
     else:
         train_source, val_source = folder_sources(config.data)
-        classes = train_source.classes
+        classes, train_images = train_source.classes, len(train_source)
+    config, recipe_lines = choose_recipe(config, train_images, env.world_size, len(classes))
+    plan = plan_run(config, env)
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
     num_classes = config.num_classes or len(classes)
     if num_classes < len(classes):
         raise ValueError(f"--num-classes {num_classes} is fewer than the {len(classes)} classes of "
@@ -229,6 +231,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     data = data_identity(config.data, train_source, val_source)
     epoch_steps = steps_per_epoch(len(train_source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
+    warn_low_lr(config, base_lr, global_batch, total_steps)
 
     optimizer = recipe.optimizer(config, raw_model, base_lr)
     scaler = grad_scaler(precision, device)
@@ -258,6 +261,8 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     trainable = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
     progress.write(f"encoder: {report.summary()}")
     progress.write(f"data: train {train_source!r}, val {val_source!r}; {num_classes} classes")
+    for line in recipe_lines:
+        progress.write(line)
     progress.write(f"classifier: {trainable / 1e6:.3g}M trainable parameters; {summary}")
     if resume_from is not None:
         progress.write(f"resuming from {resume_from} (step {step})")

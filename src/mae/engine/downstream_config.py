@@ -58,13 +58,19 @@ class DownstreamConfig:
     img_size: int | None = _opt("input resolution (default: the checkpoint's); the position table "
                                 "is resampled in 2-D")
     # optimisation
-    epochs: int = _set(100, "training epochs")
-    warmup_epochs: float = _set(5.0, "epochs of linear learning-rate warm-up (per iteration)")
-    batch_size: int = _set(32, "images per process per step (per micro-step with --accum-iter)")
+    epochs: int | None = _opt("training epochs; default: about 1000 steps' worth, at most the paper's "
+                              "(100 fine-tuning, 90 linear probing)")
+    warmup_epochs: float | None = _opt("epochs of linear learning-rate warm-up (per iteration); default: "
+                                       "the paper's share of --epochs (5 of 100; 10 of 90)")
+    batch_size: int | None = _opt("images per process per step (per micro-step with --accum-iter); "
+                                  "default: the paper's (32 fine-tuning, 512 linear probing), or less so "
+                                  "that an epoch has 8 steps")
     accum_iter: int = _set(1, "gradient accumulation steps per optimizer step")
     effective_batch: int | None = _opt(
         "images per optimizer step over all processes; --accum-iter is derived from it")
-    blr: float = _set(5e-4, "base learning rate: lr = blr x effective batch / 256")
+    blr: float | None = _opt("base learning rate: lr = blr x effective batch / 256; default: the "
+                             "paper's (5e-4 fine-tuning, 0.1 linear probing), or more when that is too "
+                             "small to learn in this many steps")
     lr: float | None = _opt("absolute learning rate (overrides --blr)")
     min_lr: float = _set(1e-6, "learning rate at the end of the cosine schedule")
     weight_decay: float = _set(0.05, "weight decay (not on biases, norms, cls_token, pos_embed)")
@@ -92,24 +98,26 @@ class DownstreamConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size", "accum_iter", "log_every", "keep_last",
-                     "synthetic_size", "synthetic_val_size"):
+        for name in ("accum_iter", "log_every", "keep_last", "synthetic_size", "synthetic_val_size"):
             _need(self, getattr(self, name) >= 1, name, "must be at least 1")
-        for name in ("num_classes", "img_size", "effective_batch", "threads", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "num_classes", "img_size", "effective_batch", "threads",
+                     "eval_batch_size"):
             _need(self, getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("num_workers", "min_lr", "weight_decay"):
             _need(self, getattr(self, name) >= 0, name, "must not be negative")
-        _need(self, self.blr > 0, "blr", "must be positive")
+        _need(self, self.blr is None or self.blr > 0, "blr", "must be positive")
         _need(self, self.lr is None or self.lr > 0, "lr", "must be positive")
         _need(self, self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
-        _need(self, 0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
-              f"must be in [0, epochs={self.epochs}]")
+        _need(self, self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must not be negative")
+        _need(self, None in (self.warmup_epochs, self.epochs) or self.warmup_epochs <= self.epochs,
+              "warmup_epochs", f"must not exceed --epochs {self.epochs}")
         _need(self, self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
         check_seed(self.seed)
 
 
 @dataclass
 class FinetuneConfig(DownstreamConfig):
+    RECIPE_PREFIX: ClassVar[str] = "finetune"  # --config NAME reads configs/finetune_NAME.yaml
     global_pool: str = _set("avg", "avg: mean of the patch tokens + fc_norm (official fine-tuning); "
                             "token: the cls token + the final norm", choices=POOLS)
     finetune_blocks: int | None = _opt("partial fine-tuning: train only the last K blocks (+ norm "
@@ -121,8 +129,10 @@ class FinetuneConfig(DownstreamConfig):
     randaug_magnitude: float = _set(9.0, "RandAugment magnitude (0-10)")
     randaug_magnitude_std: float = _set(0.5, "RandAugment magnitude noise (std)")
     reprob: float = _set(0.25, "random erasing probability (per-pixel noise)")
-    mixup: float = _set(0.8, "mixup alpha (0: off)")
-    cutmix: float = _set(1.0, "cutmix alpha (0: off)")
+    mixup: float | None = _opt("mixup alpha (0: off); default: the paper's 0.8 with 1000 or more "
+                               "training images per class, else 0")
+    cutmix: float | None = _opt("cutmix alpha (0: off); default: the paper's 1.0 with 1000 or more "
+                                "training images per class, else 0")
     mixup_prob: float = _set(1.0, "probability of mixing a batch")
     mixup_switch_prob: float = _set(0.5, "probability of cutmix rather than mixup when both are on")
     smoothing: float = _set(0.1, "label smoothing")
@@ -139,7 +149,7 @@ class FinetuneConfig(DownstreamConfig):
         _need(self, 0 <= self.randaug_magnitude <= 10, "randaug_magnitude", "must be in [0, 10]")
         _need(self, self.randaug_magnitude_std >= 0, "randaug_magnitude_std", "must not be negative")
         for name in ("mixup", "cutmix"):
-            _need(self, getattr(self, name) >= 0, name, "must not be negative")
+            _need(self, getattr(self, name) is None or getattr(self, name) >= 0, name, "must not be negative")
         for name in ("reprob", "mixup_prob", "mixup_switch_prob", "smoothing"):
             _need(self, 0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
         _need(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
@@ -148,12 +158,9 @@ class FinetuneConfig(DownstreamConfig):
 
 @dataclass
 class LinprobeConfig(DownstreamConfig):
-    blr: float = _set(0.1, "base learning rate: lr = blr x effective batch / 256")
+    RECIPE_PREFIX: ClassVar[str] = "linprobe"  # --config NAME reads configs/linprobe_NAME.yaml
     min_lr: float = _set(0.0, "learning rate at the end of the cosine schedule")
     weight_decay: float = _set(0.0, "LARS weight decay (the recipe uses none)")
-    epochs: int = _set(90, "training epochs")
-    warmup_epochs: float = _set(10.0, "epochs of linear learning-rate warm-up (per iteration)")
-    batch_size: int = _set(512, "images per process per step (per micro-step with --accum-iter)")
     momentum: float = _set(0.9, "LARS momentum")
     crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop")
     output_dir: str = _set("runs/linprobe", "run directory: config.yaml, metrics.jsonl, checkpoints/",

@@ -37,6 +37,7 @@ from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
 from .pretrain_config import PretrainConfig
+from .recipe import RecipeWarning, choose_recipe, warn_low_lr
 from .resume_check import data_identity
 from .run_lock import unlock_run_dir
 from .run_plan import TrainingDiverged, plan_run, read_losses
@@ -106,19 +107,21 @@ def _knn_loaders(config: PretrainConfig, source: ImageSource, pin_memory: bool) 
 
 
 def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResult:
-    plan = plan_run(config, env)
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
-
     # ---- data: every check happens here, before any compute (in every process, so that
     # all of them stop together; only rank 0 shows the warnings)
     if not env.is_main:
-        warnings.filterwarnings("ignore", category=DataWarning)
+        for category in (DataWarning, RecipeWarning):
+            warnings.filterwarnings("ignore", category=category)
     source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
     check_image_sizes(source, config.img_size, config.strict_data)
     data = data_identity(config.data, source)
+    config, recipe_lines = choose_recipe(config, len(source), env.world_size)
+    plan = plan_run(config, env)
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
     knn_loaders = _knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
+    warn_low_lr(config, base_lr, global_batch, total_steps)
 
     # ---- model, optimizer, and the state to resume from
     def build_model() -> torch.nn.Module:
@@ -162,6 +165,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     progress = Progress(total_steps, step, env.is_main, "pretrain")
     params = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
     progress.write(f"data: {source!r}")
+    for line in recipe_lines:
+        progress.write(line)
     progress.write(f"model: {config.model}, {params / 1e6:.2f}M trainable parameters; {summary}")
     if resume_from is not None:
         done = " (the run is already complete; only the pictures are redrawn)" if step >= total_steps else ""

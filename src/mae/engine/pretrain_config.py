@@ -1,4 +1,5 @@
-"""Every setting of `mae pretrain`, with the official recipe's defaults (ViT-B, 800 epochs)."""
+"""Every setting of `mae pretrain`, with the official recipe's defaults (ViT-B); the schedule's
+settings left out (None) are chosen from the data by `mae.engine.recipe`."""
 
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -41,6 +42,7 @@ def _set(default, help_text: str, **extra):
 
 @dataclass
 class PretrainConfig:
+    RECIPE_PREFIX: ClassVar[str] = "pretrain"  # --config NAME reads configs/pretrain_NAME.yaml
     # data
     data: str | None = _opt(
         "training images: a folder (one subfolder per class, or flat; searched recursively), "
@@ -82,14 +84,17 @@ class PretrainConfig:
                           "in BEiT-style blocks, or one kept of every 2x2 (grid; mask ratio 0.75)",
                           choices=MASK_TYPES)
     # optimisation
-    epochs: int = _set(800, "training epochs")
-    warmup_epochs: float = _set(40.0, "epochs of linear learning-rate warm-up (per iteration)")
-    batch_size: int = _set(64, "images per process per step (per micro-step with --accum-iter)")
+    epochs: int | None = _opt("training epochs; default: about 2000 steps' worth, at most the paper's 800")
+    warmup_epochs: float | None = _opt("epochs of linear learning-rate warm-up (per iteration); default: "
+                                       "5%% of --epochs, the paper's 40 of 800")
+    batch_size: int | None = _opt("images per process per step (per micro-step with --accum-iter); "
+                                  "default: the paper's 64, or less so that an epoch has 8 steps")
     accum_iter: int = _set(1, "gradient accumulation steps per optimizer step")
     effective_batch: int | None = _opt(
         "images per optimizer step over all processes; when given, --accum-iter is derived from "
         "it (effective_batch / (batch_size x processes)), which must divide exactly")
-    blr: float = _set(1.5e-4, "base learning rate: lr = blr x effective batch / 256")
+    blr: float | None = _opt("base learning rate: lr = blr x effective batch / 256; default: the "
+                             "paper's 1.5e-4, or more when that is too small to learn in this many steps")
     lr: float | None = _opt("absolute learning rate (overrides --blr)")
     min_lr: float = _set(0.0, "learning rate at the end of the cosine schedule")
     weight_decay: float = _set(0.05, "AdamW weight decay (not applied to biases and norms)")
@@ -164,18 +169,20 @@ class PretrainConfig:
         need(num_kept(patches, self.mask_ratio) >= 1, "mask_ratio",
              f"leaves no visible patch of the {patches} of a {self.img_size}-pixel image in "
              f"{patch}-pixel patches (at most {1 - 1 / patches:g})")
-        for name in ("epochs", "batch_size", "accum_iter", "img_size", "log_every", "keep_last",
-                     "preview_images", "synthetic_size", "knn_images"):
+        for name in ("accum_iter", "img_size", "log_every", "keep_last", "preview_images", "synthetic_size",
+                     "knn_images"):
             need(getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("num_workers", "save_every_steps", "save_every_epochs", "preview_every_epochs",
                      "knn_every_epochs", "min_lr", "weight_decay"):
             need(getattr(self, name) >= 0, name, "must not be negative")
-        for name in ARCH_FIELDS + ("effective_batch", "threads"):
+        for name in ARCH_FIELDS + ("epochs", "batch_size", "effective_batch", "threads"):
             need(getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
-        need(self.blr > 0, "blr", "must be positive")
+        need(self.blr is None or self.blr > 0, "blr", "must be positive")
         need(self.lr is None or self.lr > 0, "lr", "must be positive")
         need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
-        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be in [0, epochs={self.epochs}]")
+        need(self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must not be negative")
+        need(None in (self.warmup_epochs, self.epochs) or self.warmup_epochs <= self.epochs, "warmup_epochs",
+             f"must not exceed --epochs {self.epochs}")
         need(all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
         need(self.augmentation in AUGMENTATIONS, "augmentation", f"must be one of {', '.join(AUGMENTATIONS)}")
         need(0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
