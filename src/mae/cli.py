@@ -8,6 +8,8 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
+
 COMMANDS = {
     "pretrain": "mae.commands.pretrain",
     "finetune": "mae.commands.finetune",
@@ -31,15 +33,31 @@ def available_commands() -> dict:
     return found
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """One --help style for every command: examples as written, "(default: X)" after each flag
+    that has one, and metavars named by type (INT, FLOAT, STR) unless a flag names its own."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and "(default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+    def _get_default_metavar_for_optional(self, action):
+        return {int: "INT", float: "FLOAT"}.get(action.type, "STR")
+
+
 def build_parser(commands: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mae", description="Masked-autoencoder pretraining of Vision Transformers."
     )
+    parser.add_argument("--version", action="version", version=f"mae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in commands.items():
         module = importlib.import_module(module_name)
-        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter)
         module.add_arguments(cmd)
+        cmd.formatter_class = HelpFormatter  # also where a command set its own
         cmd.set_defaults(_run=module.run)
     return parser
 
@@ -50,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     # only import the command that runs (and all of them for the top-level --help)
     if argv and argv[0] in commands:
         commands = {argv[0]: commands[argv[0]]}
-    args = build_parser(commands).parse_args(argv)
+    parser = build_parser(commands)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # with the command's usage, not the top-level one
+        subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args._run(args) or 0
     except (ValueError, FileNotFoundError) as err:

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from . import interop
+from . import hub, interop
 from .checksums import CHECKSUMS_KEY, CorruptFile, tensor_checksums, verify_tensors
 from .models import MaskedAutoencoder, VisionTransformer
 from .models.classifier import fold_batchnorm_head_state
@@ -318,7 +318,7 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
         state, args = unwrap_checkpoint(src)
         config = embedded_config(src)
         return state, args, {CONFIG_KEY: json.dumps(config)} if config else None, "state dict"
-    path = Path(src)
+    path = Path(hub.local_path(src))
     if not path.exists():
         raise ValueError(f"checkpoint {path} does not exist")
     if path.is_dir():
@@ -438,6 +438,7 @@ def load_encoder(source) -> VisionTransformer:
             raise ValueError(f"cannot build a classifier from a {type(source).__name__}; expected an mae model")
         return source
     name = "state dict" if isinstance(source, dict) else str(source)
+    source = hub.local_path(source)
     obj = source
     if not isinstance(source, dict):
         path = Path(source)

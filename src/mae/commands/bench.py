@@ -15,10 +15,11 @@ HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally be
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="mae_vit_base_patch16", help=f"one of: {', '.join(model_names())}")
-    parser.add_argument("--img-size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=32, help="images per step")
-    parser.add_argument("--mask-ratio", type=float, default=0.75)
+    parser.add_argument("--model", default="mae_vit_base_patch16", metavar="NAME",
+                        help=f"named model: {', '.join(model_names())}")
+    parser.add_argument("--img-size", type=int, default=224, help="input resolution (pixels, square)")
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=32, help="images per step")
+    parser.add_argument("--mask-ratio", type=float, default=0.75, help="fraction of patches removed")
     parser.add_argument("--decoder-depth", type=int, default=None, help="override the config's decoder depth")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16 = autocast with float32 master weights")
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fused-attention", action=argparse.BooleanOptionalAction, default=None,
                         help="force SDPA (--fused-attention) or the plain matmul-softmax path "
                              "(--no-fused-attention); default: per layer, the faster for the device")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu, cuda or cuda:N")
     parser.add_argument("--compare", action="append", default=[], choices=[v for v in VARIANTS if v != "ours"],
                         help="also run this variant, steps alternating with ours (repeatable)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per variant (median reported)")
@@ -36,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matmul-backend", choices=MATMUL_BACKENDS, default="auto",
                         help="float32 CPU linear layers through torch's BLAS, oneDNN, or auto (a short "
                              "measured probe picks the faster)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None,
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, images and masks")
+    parser.add_argument("--out", default=None, metavar="FILE.json",
                         help="write the results here as JSON, and as a Markdown table beside it (.md)")
 
 

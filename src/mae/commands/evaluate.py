@@ -35,7 +35,6 @@ HELP = ("evaluate a classifier (top-1 / top-5) on a labelled image folder, a cla
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n", 2)[2]
     add_config_arguments(parser, EvalConfig)
 

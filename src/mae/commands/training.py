@@ -22,7 +22,6 @@ def is_main_process() -> bool:
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, config_class: type, epilog: str) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = epilog
     add_config_arguments(parser, config_class)
 

@@ -16,7 +16,7 @@ HELP = "reconstruct images with an MAE checkpoint and save them as a PNG grid"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True,
+    parser.add_argument("--checkpoint", required=True, metavar="PATH",
                         help="a run directory or file of ours, an official full pretraining .pth, "
                         "or a Hugging Face ViTMAE folder (the decoder is needed)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")

@@ -124,7 +124,7 @@ class FinetuneConfig(DownstreamConfig):
                                        "and head); default: every block", metavar="K")
     layer_decay: float = _set(0.75, "layer-wise lr decay (0.65 for ViT-B, 0.75 for ViT-L/H)")
     drop_path: float = _set(0.1, "stochastic depth rate (grows linearly over the blocks)")
-    betas: tuple[float, float] = _set((0.9, 0.999), "AdamW betas")
+    betas: tuple[float, float] = _set((0.9, 0.999), "AdamW betas", metavar=("BETA1", "BETA2"))
     randaug_ops: int = _set(2, "RandAugment ops per image (0: off)")
     randaug_magnitude: float = _set(9.0, "RandAugment magnitude (0-10)")
     randaug_magnitude_std: float = _set(0.5, "RandAugment magnitude noise (std)")
@@ -136,7 +136,8 @@ class FinetuneConfig(DownstreamConfig):
     mixup_prob: float = _set(1.0, "probability of mixing a batch")
     mixup_switch_prob: float = _set(0.5, "probability of cutmix rather than mixup when both are on")
     smoothing: float = _set(0.1, "label smoothing")
-    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop")
+    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop, as "
+                                           "fractions of the image", metavar=("MIN", "MAX"))
 
     def validate(self) -> None:
         super().validate()
@@ -162,7 +163,8 @@ class LinprobeConfig(DownstreamConfig):
     min_lr: float = _set(0.0, "learning rate at the end of the cosine schedule")
     weight_decay: float = _set(0.0, "LARS weight decay (the recipe uses none)")
     momentum: float = _set(0.9, "LARS momentum")
-    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop")
+    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop, as "
+                                           "fractions of the image", metavar=("MIN", "MAX"))
     output_dir: str = _set("runs/linprobe", "run directory: config.yaml, metrics.jsonl, checkpoints/",
                            metavar="DIR")
 

@@ -59,7 +59,9 @@ class MetricsLogger:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise ValueError(
-                    "--tensorboard needs the tensorboard package: pip install 'mae[tensorboard]'"
+                    "--tensorboard needs the tensorboard package, in the environment that runs mae: "
+                    "pip install tensorboard (e.g. .venv/bin/pip install tensorboard; the package named "
+                    "mae on the package index is another project)"
                 ) from None
             self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 

@@ -133,7 +133,10 @@ def build_classifier(
     ckpt_classes = state["head.weight"].shape[0] if has_head else None
     if num_classes is None:
         if ckpt_classes is None:
-            raise ValueError(f"{name} has no classification head; give the number of classes")
+            raise ValueError(f"{name} has no classification head (a pretraining or encoder-only checkpoint), "
+                             "so it cannot be evaluated as a classifier: train one first (mae finetune or "
+                             f"mae linprobe --checkpoint {name}), then evaluate that run directory; or give "
+                             "num_classes for a fresh head")
         num_classes = ckpt_classes
     if has_head and head == "linear" and ckpt_classes != num_classes and not drop_head:
         raise ValueError(

@@ -1,0 +1,57 @@
+"""Every subcommand's --help and errors look alike: defaults and metavars shown the same way,
+an unknown flag answered with that command's usage, `mae --version`."""
+
+import argparse
+import re
+
+import pytest
+
+from mae import __version__, cli
+
+PARSER = cli.build_parser(cli.available_commands())
+SUBPARSERS = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"mae {__version__}"
+
+
+@pytest.mark.parametrize("command", sorted(SUBPARSERS))
+def test_an_unknown_flag_prints_the_commands_usage(command, capsys):
+    argv = [command, "--no-such-flag"] + (["a", "b", "--to", "mae"] if command == "convert" else [])
+    argv += ["--checkpoint", "x", "img.png"] if command == "visualize" else []
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert f"usage: mae {command}" in err and "unrecognized arguments: --no-such-flag" in err, err
+
+
+@pytest.mark.parametrize("command", sorted(SUBPARSERS))
+def test_help_shows_every_default_and_metavar_alike(command):
+    parser = SUBPARSERS[command]
+    text = parser.format_help()
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        name = action.option_strings[0]
+        assert action.help, f"mae {command} {name} has no help"
+        shown = parser._get_formatter()._get_help_string(action)
+        has_default = action.default not in (None, argparse.SUPPRESS)
+        assert not has_default or "(default" in shown, f"mae {command} {name}: default not shown"
+        metavar = action.metavar
+        if isinstance(metavar, tuple):
+            assert len(set(metavar)) == len(metavar), f"mae {command} {name}: metavars {metavar}"
+        if action.nargs != 0:
+            formatter = parser._get_formatter()
+            shown_metavar = formatter._format_args(action, formatter._get_default_metavar_for_optional(action))
+            assert re.fullmatch(r"[A-Z0-9_.\[\]{}, |a-z-]+", shown_metavar), shown_metavar
+            assert not re.search(r"\b[A-Z]+_[A-Z_]+\b", shown_metavar), f"mae {command} {name}: {shown_metavar}"
+    assert "usage: mae " + command in text
+
+
+def test_the_batch_flag_has_one_name_everywhere():
+    for command in ("pretrain", "finetune", "linprobe", "eval", "bench"):
+        assert "--batch-size" in SUBPARSERS[command]._option_string_actions, command
