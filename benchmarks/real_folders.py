@@ -10,7 +10,7 @@ comes from the data; only the architecture and the loader / thread count are giv
 
 1. `mae pretrain --data WORK/digits/train` (labels unused);
 2. `mae linprobe` and `mae finetune` on WORK/digits from that encoder, and from the same
-   architecture at random initialisation (`--random-init`).
+   architecture at random initialisation (`--random-init`): four runs side by side.
 
 Writes benchmarks/results/real_folders.{md,json}: accuracies, the recipe each command printed,
 the commands, wall times and the load average beside each.
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ def build_digits(root: Path) -> dict:
 
     digits = load_digits()
     counts = {"train": 0, "val": 0}
-    for i, (pixels, label) in enumerate(zip(digits.images, digits.target)):
+    for i, (pixels, label) in enumerate(zip(digits.images, digits.target)):  # files rewritten: same bytes
         split = "val" if i % 5 == 0 else "train"
         folder = root / split / str(label)
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,20 +58,25 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run(args: list[str], log: list) -> str:
-    shown = " ".join(shlex.quote(a) for a in ["mae", *args])
-    print(f"$ {shown}", flush=True)
-    before, start = load_average(), time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mae.cli", *args], cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    output = done.stdout + done.stderr
-    print(output[-2000:], flush=True)
-    if done.returncode:
-        raise SystemExit(f"`{shown}` failed with status {done.returncode}")
-    recipe = [line.strip() for line in output.splitlines() if line.startswith(("recipe", "  ")) or "warning" in line]
-    log.append({"command": shown, "seconds": round(seconds, 1), "load_average_before": before,
-                "load_average_after": load_average(), "recipe": recipe})
-    return output
+def run(commands: list[list[str]], log: list) -> None:
+    """Run `mae` commands side by side (one thread each), logging each one's time, load and recipe."""
+    started = []
+    for args in commands:
+        shown = " ".join(shlex.quote(a) for a in ["mae", *args])
+        print(f"$ {shown}", flush=True)
+        process = subprocess.Popen([sys.executable, "-m", "mae.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        started.append((shown, process, load_average(), time.perf_counter()))
+    for shown, process, before, start in started:
+        output = process.communicate()[0]
+        seconds = time.perf_counter() - start
+        print(output[-2000:], flush=True)
+        if process.returncode:
+            raise SystemExit(f"`{shown}` failed with status {process.returncode}")
+        recipe = [line.strip() for line in output.splitlines()
+                  if line.startswith(("recipe", "  ")) or "warning" in line or "resuming" in line]
+        log.append({"command": shown, "seconds": round(seconds, 1), "load_average_before": before,
+                    "load_average_after": load_average(), "recipe": recipe})
 
 
 def last_epoch(run_dir: Path) -> dict:
@@ -82,22 +88,24 @@ def main() -> int:
     parser.add_argument("--work-dir", default="runs/real_folders")
     args = parser.parse_args()
     work = Path(args.work_dir)
-    if work.exists() and any(work.iterdir()):
-        raise SystemExit(f"{work} is not empty; choose another --work-dir")
     data = work / "digits"
     counts = build_digits(data)
     log: list = []
 
+    # --resume auto: a second run of this script continues (exactly) a pretraining that was stopped
     pre = work / "pretrain"
-    run(["pretrain", "--data", str(data / "train"), *ARCH, *MACHINE, "--output-dir", str(pre)], log)
+    run([["pretrain", "--data", str(data / "train"), *ARCH, *MACHINE, "--output-dir", str(pre), "--resume", "auto"]],
+        log)
     losses = [r["epoch_loss"] for r in read_metrics(pre) if "epoch_loss" in r]
     results = {"pretrain": {"first_epoch_loss": losses[0], "last_epoch_loss": losses[-1], "epochs": len(losses)}}
-    for command in ("linprobe", "finetune"):
-        for name, extra in (("mae", []), ("random_init", ["--random-init"])):
-            out = work / f"{command}_{name}"
-            run([command, "--checkpoint", str(pre), "--data", str(data), *MACHINE, "--output-dir", str(out), *extra],
-                log)
-            results[f"{command}_{name}"] = last_epoch(out)
+    runs = {f"{command}_{name}": [command, "--checkpoint", str(pre), "--data", str(data), *MACHINE,
+                                  "--output-dir", str(work / f"{command}_{name}"), *extra]
+            for command in ("linprobe", "finetune") for name, extra in (("mae", []), ("random_init", ["--random-init"]))}
+    for name in runs:
+        shutil.rmtree(work / name, ignore_errors=True)  # downstream runs start afresh
+    run(list(runs.values()), log)
+    for name in runs:
+        results[name] = last_epoch(work / name)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "real_folders.json").write_text(json.dumps({"images": counts, "results": results, "commands": log},
@@ -116,8 +124,8 @@ def main() -> int:
         cells = [f"{results[f'{command}_{n}']['val_top1']:.1f}% ({results[f'{command}_{n}']['val_top5']:.1f}%)"
                  for n in ("mae", "random_init")]
         lines.append(f"| {title} | {cells[0]} | {cells[1]} |")
-    lines += ["", "Chance: 10%. Commands (wall time; load average before -> after), each with the recipe "
-              "it printed:", ""]
+    lines += ["", "Chance: 10%. Commands (wall time; load average before -> after; the four downstream runs side by "
+              "side), each with the recipe it printed:", ""]
     for entry in log:
         lines.append(f"    {entry['command']}    # {entry['seconds']} s; load {entry['load_average_before']} "
                      f"-> {entry['load_average_after']}")

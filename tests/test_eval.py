@@ -94,4 +94,5 @@ def test_encoder_without_head_is_refused(tmp_path, capsys):
     path = tmp_path / "enc.safetensors"
     save_model(VisionTransformer(**ARCH), path)
     assert main(["eval", "--checkpoint", str(path)]) == 2
-    assert "no classification head" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no classification head" in err and "mae finetune or mae linprobe --checkpoint" in err

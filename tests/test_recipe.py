@@ -40,6 +40,8 @@ def test_pretrain_with_a_few_epochs_from_the_command_line_runs(tmp_path, capsys)
     config = load_config(PretrainConfig, out / "config.yaml")  # resolved: re-runnable as --config
     assert (config.epochs, config.warmup_epochs, config.batch_size) == (1, 0.05, 8)
     assert "recipe for 64 training images" in printed and "batch size 8" in printed
+    assert "trainable parameters" in printed
+    assert any(line.startswith("done:") and line.endswith(" in all") for line in printed.splitlines())
 
 
 @pytest.mark.parametrize("cls", CONFIGS)

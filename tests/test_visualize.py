@@ -151,3 +151,23 @@ def test_images_are_resized_to_cover_then_centre_cropped(tmp_path):
     assert grey.shape == (1, 16, 16) and torch.all(grey[:, :, 2:-2] == 1.0)
     tall = read_image(wide, (32, 8))  # covers 32 high: the 64-wide image keeps its scale
     assert tall.shape == (3, 32, 8) and torch.all(tall == 1.0)
+
+
+def test_a_folder_of_images_and_other_picture_formats(tmp_path, model, images, capsys):
+    checkpoint = tmp_path / "model.safetensors"
+    mae.save_model(model, checkpoint)
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for i, image in enumerate(images):
+        (folder / ("sub" if i else "") / f"{i}{image.suffix}").write_bytes(image.read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "grid.jpg"
+    assert main(["visualize", "--checkpoint", str(checkpoint), str(folder), "--out", str(out)]) == 0
+    assert f"{len(images)} images" in capsys.readouterr().out
+    with Image.open(out) as picture:
+        assert picture.format == "JPEG"
+    assert main(["visualize", "--checkpoint", str(checkpoint), str(images[0]), "--out", str(tmp_path / "g.xyz")]) == 2
+    assert "unknown picture format 'xyz'; use one of" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["visualize", "--checkpoint", str(checkpoint), str(tmp_path / "empty")]) == 2
+    assert "holds no image files" in capsys.readouterr().err

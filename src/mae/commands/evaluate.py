@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                                f"evaluated data ({config.data})")
         if len(data.classes) != num_outputs:
             raise ValueError(
-                f"{path} has a head with {num_outputs} outputs but --data {config.data} has "
+                f"{path} has a head with {num_outputs} outputs but --data {config.data or SYNTHETIC} has "
                 f"{len(data.classes)} classes; to score a subset of the head's classes, give --class-map"
             )
 

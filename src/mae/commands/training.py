@@ -5,6 +5,7 @@ and exit status 1, a stop on SIGTERM / SIGINT as a message and exit status 128 +
 import argparse
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ from ..data import DataWarning
 from ..engine.checkpoint import CheckpointWarning
 from ..engine.config import add_config_arguments, config_from_args
 from ..engine.disk import FULL_ERRNOS, DiskFull
+from ..engine.monitor import format_duration
 from ..engine.recipe import RecipeWarning
 from ..engine.run_plan import TrainingDiverged
 from ..engine.stops import TrainingStopped
@@ -40,6 +42,7 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
             default_showwarning(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
+    start = time.monotonic()
     try:
         result = train(config)
     except (TrainingDiverged, DiskFull) as err:
@@ -60,7 +63,7 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
     finally:
         warnings.showwarning = default_showwarning
     if is_main_process():
-        print(summary(result))
+        print(f"{summary(result)}; {format_duration(time.monotonic() - start)} in all")
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..text import plural
 from .images import DataWarning, image_extensions, listing, open_image, probe_file, warn_skipped
 from .source import ImageSource
 
@@ -148,4 +149,4 @@ class ImageFolder(ImageSource):
 
     def __repr__(self) -> str:
         kind = f"{len(self.classes)} classes" if self.classes else "unlabelled"
-        return f"ImageFolder({str(self.root)!r}, {len(self)} images, {kind})"
+        return f"ImageFolder({str(self.root)!r}, {plural(len(self), 'image')}, {kind})"

@@ -17,6 +17,8 @@ from .source import ImageSource
 from .synthetic import SyntheticShapes
 
 SYNTHETIC = "synthetic"
+COMPRESSED = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip", ".7z", ".rar")
+SPLITS = ("train", "val", "valid", "validation", "test")
 _STREAM = 0xA06  # keeps the augmentation draws apart from the other streams seeded from `seed`
 
 
@@ -37,7 +39,22 @@ def build_source(
     path = Path(data).expanduser()  # "~" also works from YAML, where no shell expands it
     if data.endswith(".tar") or "{" in data or (path.is_dir() and any(path.glob("*.tar"))):
         return TarShards(path, strict=strict)
+    if path.is_file():
+        compressed = path.name.lower().endswith(COMPRESSED)
+        raise ValueError(f"--data {data} is {'a compressed archive' if compressed else 'a file'}: give a folder "
+                         "of images or uncompressed .tar shards" + ("; unpack it into a folder (tar -xf / unzip), "
+                         "or re-pack it as .tar shards" if compressed else ""))
     return ImageFolder(path, strict=strict)
+
+
+def warn_split_folders(source: ImageSource, data: str | None) -> None:
+    """Pretraining on a folder that holds train/ and val/ would read both, as two classes: say so."""
+    splits = [name for name in SPLITS if name in (source.classes or [])]
+    if len(splits) >= 2:
+        warnings.warn(DataWarning(
+            f"--data {data} holds {' and '.join(f'{s}/' for s in splits)}: pretraining reads the images of "
+            f"all of them (as {len(source.classes)} classes); to pretrain on the training split only, give "
+            f"--data {Path(data) / splits[0]}"))
 
 
 def check_image_sizes(source: ImageSource, min_side: int, strict: bool = False) -> int:

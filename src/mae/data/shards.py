@@ -26,6 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..text import plural
 from .images import DataWarning, image_extensions, listing, open_image
 from .shard_writer import MANIFEST, read_manifest
 from .source import ImageSource
@@ -218,4 +219,4 @@ class TarShards(ImageSource):
         return f"{self.paths[shard]}:{key}"
 
     def __repr__(self) -> str:
-        return f"TarShards({len(self.paths)} shard(s), {len(self)} images)"
+        return f"TarShards({plural(len(self.paths), 'shard')}, {plural(len(self), 'image')})"

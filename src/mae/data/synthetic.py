@@ -11,6 +11,7 @@ background 0, the shape 1 + its class).
 import numpy as np
 from PIL import Image
 
+from ..text import plural
 from .source import ImageSource
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross", "star", "semicircle", "bar")
@@ -139,4 +140,5 @@ class SyntheticShapes(ImageSource):
         return self.size, self.size
 
     def __repr__(self) -> str:
-        return f"SyntheticShapes({self.num_images} images, {self.size}px, {len(SHAPES)} classes, seed={self.seed})"
+        return (f"SyntheticShapes({plural(self.num_images, 'image')} of {self.size} x {self.size} px before the crop, "
+                f"{len(SHAPES)} classes, seed={self.seed})")

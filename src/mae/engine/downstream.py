@@ -30,12 +30,14 @@ from ..data import (
 )
 from ..data.class_subsets import ClassSubset, check_same_classes
 from ..models.vit import VisionTransformer
+from ..text import format_count
+from ..viz import save_curves
 from ..weights import constructor_kwargs, load_encoder, load_model, save_model
 from . import distributed
 from .checkpoint import load_model_state
 from .config import config_to_dict
 from .downstream_config import DownstreamConfig
-from .monitor import MetricsLogger, Progress
+from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import optimizer_step, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
 from .recipe import RecipeWarning, choose_recipe, warn_low_lr
@@ -256,14 +258,15 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
                              config.num_workers, env)
 
     summary = plan.start(config, env, epoch_steps, total_steps, raw_model)
-    logger = MetricsLogger(run_dir, env.is_main, resume_step=step if resume_from is not None else None)
+    logger = MetricsLogger(run_dir, env.is_main, config.tensorboard,
+                           resume_step=step if resume_from is not None else None)
     progress = Progress(total_steps, step, env.is_main, recipe.name)
     trainable = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
     progress.write(f"encoder: {report.summary()}")
     progress.write(f"data: train {train_source!r}, val {val_source!r}; {num_classes} classes")
     for line in recipe_lines:
         progress.write(line)
-    progress.write(f"classifier: {trainable / 1e6:.3g}M trainable parameters; {summary}")
+    progress.write(f"classifier: {format_count(trainable)} trainable parameters; {summary}")
     if resume_from is not None:
         progress.write(f"resuming from {resume_from} (step {step})")
 
@@ -300,6 +303,8 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
         progress.write(f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, val top-1 "
                        f"{metrics['top1']:.2f}%, top-5 {metrics['top5']:.2f}%, loss {metrics['loss']:.4f} "
                        f"(best top-1 {best_top1:.2f}%)")
+        if env.is_main:
+            save_curves(read_metrics(run_dir), run_dir / "curves.png", keys=("loss", "val_loss", "val_top1"))
         if env.is_main and improved:
             save_model(recipe.export(raw_model), run_dir / "checkpoints" / BEST_DIR / "model.safetensors",
                        {"mae.best": f"epoch {epoch + 1}, step {step}, val top-1 {last_top1:.4f}"})

@@ -91,6 +91,8 @@ class DownstreamConfig:
     log_every: int = _set(20, "log the training loss every N optimizer steps")
     eval_batch_size: int | None = _opt("images per process per evaluation step (default: "
                                        "--batch-size)")
+    tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard; needs the "
+                             "'tensorboard' package)")
 
     MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
 

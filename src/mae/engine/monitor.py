@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,9 @@ class MetricsLogger:
 
     A fresh run starts the file anew. A resumed run keeps the records up to the step it
     resumes from and drops later ones (written after that checkpoint by the run that was
-    stopped) and a torn last line, so the file reads as one uninterrupted run.
+    stopped) and a torn last line, so the file reads as one uninterrupted run. Each record also
+    gets `time` (Unix seconds) and `wall_s`: seconds of the run so far, counted on from the kept
+    records.
     """
 
     def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = False,
@@ -49,9 +52,11 @@ class MetricsLogger:
         self.path = Path(run_dir) / METRICS_FILE
         self.enabled = enabled
         self.writer = None
+        self.start, self.wall_before = time.monotonic(), 0.0
         if not enabled:
             return
         kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step] if resume_step is not None else []
+        self.wall_before = max((r.get("wall_s", 0.0) for r in kept), default=0.0)
         text = "".join(json.dumps(r) + "\n" for r in kept)
         write_text_atomic(self.path, text)
         if tensorboard:
@@ -68,8 +73,9 @@ class MetricsLogger:
     def log(self, record: dict) -> None:
         if not self.enabled:
             return
+        clock = {"time": round(time.time(), 3), "wall_s": round(self.wall_before + time.monotonic() - self.start, 2)}
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps({**record, **clock}) + "\n")
         if self.writer is not None:
             step = record.get("step", 0)
             for key, value in record.items():
@@ -89,14 +95,23 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def terminal_columns(stream) -> int:
+    """Columns of the terminal `stream` writes to; 0 when it is none or reports none."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 class Progress:
-    """A tqdm bar on a terminal; plain log lines (with ETA) when output goes to a file."""
+    """A tqdm bar on a terminal; plain log lines (with ETA) when output goes to a file or to a
+    terminal that reports no width."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train", stream=None):
         self.stream = stream or sys.stderr
         self.total, self.initial, self.enabled, self.desc = total, initial, enabled, desc
         self.start = time.perf_counter()
-        interactive = enabled and getattr(self.stream, "isatty", lambda: False)()
+        interactive = enabled and terminal_columns(self.stream) > 0
         self.bar = (
             tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, file=self.stream)
             if interactive else None

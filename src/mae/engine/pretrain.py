@@ -24,8 +24,10 @@ from ..data import (
 )
 from ..data.augmentations import pretrain_transform
 from ..data.class_subsets import check_same_classes
+from ..data.loader import warn_split_folders
 from ..masking import shape_noise
 from ..models import create_model
+from ..text import format_count
 from ..viz import reconstruct, save_curves, save_reconstruction_png
 from ..weights import load_weights
 from . import distributed, fsdp, sharded_checkpoint
@@ -115,6 +117,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
     check_image_sizes(source, config.img_size, config.strict_data)
     data = data_identity(config.data, source)
+    warn_split_folders(source, config.data)
     config, recipe_lines = choose_recipe(config, len(source), env.world_size)
     plan = plan_run(config, env)
     device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
@@ -167,7 +170,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     progress.write(f"data: {source!r}")
     for line in recipe_lines:
         progress.write(line)
-    progress.write(f"model: {config.model}, {params / 1e6:.2f}M trainable parameters; {summary}")
+    progress.write(f"model: {config.model}, {format_count(params)} trainable parameters; {summary}")
     if resume_from is not None:
         done = " (the run is already complete; only the pictures are redrawn)" if step >= total_steps else ""
         progress.write(f"resuming from {resume_from} (step {step}){done}")

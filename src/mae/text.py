@@ -1,0 +1,13 @@
+"""Numbers in messages: `plural(1, "image")` -> "1 image", `format_count(1540)` -> "1.54k"."""
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def format_count(n: int) -> str:
+    """A parameter or image count in three significant digits: 840, 1.54k, 5.53M, 1.2B."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return str(n)
