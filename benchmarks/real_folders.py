@@ -67,9 +67,9 @@ def run(commands: list[list[str]], log: list) -> None:
         process = subprocess.Popen([sys.executable, "-m", "mae.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
         started.append((shown, process, load_average(), time.perf_counter()))
-    for shown, process, before, start in started:
+    for shown, process, before, start in started:  # each one's own wall time, whatever the order they end in
         output = process.communicate()[0]
-        seconds = time.perf_counter() - start
+        seconds = last_wall_s(shown) or time.perf_counter() - start
         print(output[-2000:], flush=True)
         if process.returncode:
             raise SystemExit(f"`{shown}` failed with status {process.returncode}")
@@ -77,6 +77,14 @@ def run(commands: list[list[str]], log: list) -> None:
                   if line.startswith(("recipe", "  ")) or "warning" in line or "resuming" in line]
         log.append({"command": shown, "seconds": round(seconds, 1), "load_average_before": before,
                     "load_average_after": load_average(), "recipe": recipe})
+
+
+def last_wall_s(command: str) -> float | None:
+    """The run's own wall time, from the last record of its metrics.jsonl (None if it has none)."""
+    words = shlex.split(command)
+    run_dir = Path(words[words.index("--output-dir") + 1])
+    records = read_metrics(run_dir)
+    return records[-1].get("wall_s") if records else None
 
 
 def last_epoch(run_dir: Path) -> dict:
@@ -117,6 +125,10 @@ def main() -> int:
              "in 4 x 4 patches, given by architecture flags. No optimisation flag: epochs, batch, warm-up, lr and mixup come from the "
              "recipe chosen from the data (printed below). One thread per command, on a shared 2-core "
              "CPU (load averages beside each command).", "",
+             "Flags given: the architecture (8 x 8 scans are far smaller than ViT-B/16's 224 x 224 input), "
+             "loader workers and threads (a shared machine), `--resume auto` (the pretraining continues where a "
+             "stopped run of this script left it) and `--random-init` for the baseline; none of the optimisation "
+             "settings.", "",
              f"Pretraining: epoch loss {results['pretrain']['first_epoch_loss']:.3f} -> "
              f"{results['pretrain']['last_epoch_loss']:.3f} over {results['pretrain']['epochs']} epochs.", "",
              "| val top-1 (top-5), last epoch | MAE encoder | same architecture, random init |", "|---|---:|---:|"]
