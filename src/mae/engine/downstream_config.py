@@ -173,8 +173,8 @@ class LinprobeConfig(DownstreamConfig):
     def validate(self) -> None:
         super().validate()
         _need(self, 0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
-        _need(self, self.batch_size >= 2, "batch_size", "must be at least 2: the linear-probe head's "
-              "BatchNorm normalises each feature over the images of a step")
+        _need(self, self.batch_size is None or self.batch_size >= 2, "batch_size", "must be at least 2: the "
+              "linear-probe head's BatchNorm normalises each feature over the images of a step")
         _need(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
               "must satisfy 0 < min <= max <= 1")
 
