@@ -20,7 +20,7 @@ from mae.engine.run_lock import RunDirectoryBusy
 
 from helpers import TINY
 
-RUN = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=16, epochs=1,
+RUN = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=16, epochs=1, blr=1.5e-4,
            warmup_epochs=1, num_workers=0, preview_images=1, log_every=1)
 
 # holds a POSIX lock on OUT/.lock as a run does (fcntl.lockf), without importing torch
