@@ -20,3 +20,13 @@ def assert_same_trained_weights(a: dict, b: dict) -> None:
             third = len(x) // 3
             x, y = torch.cat([x[:third], x[2 * third:]]), torch.cat([y[:third], y[2 * third:]])
         assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), key
+
+
+def hf_pretraining_model(config: dict, **fields):
+    """A Hugging Face ViTMAEForPreTraining of our config's architecture (fields: config.json overrides)."""
+    import transformers
+
+    from mae import interop
+
+    hf = {k: v for k, v in interop.hf_config_from_ours(config).items() if k not in ("model_type", "architectures")}
+    return transformers.ViTMAEForPreTraining(transformers.ViTMAEConfig(**{**hf, **fields})).eval()

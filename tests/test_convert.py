@@ -1,20 +1,22 @@
 """`mae convert`: every layout round-trips bit-exactly, and the targets load where they should."""
 
 import json
+import warnings
 
 import pytest
 import torch
 
 import mae
+from helpers import hf_pretraining_model
 from mae import interop
 from mae.cli import main
-from mae.weights import export_model
+from mae.weights import InferredSettingWarning, export_model
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)
 VIT = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4)
 TARGETS = {"mae": "out.safetensors", "official": "out.pth", "hf": "out_hf",
-           "timm": "out.safetensors", "mmpretrain": "out.pth"}
+           "timm": "out.safetensors", "mmpretrain": "out.pth", "mmseg": "out.pth"}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def test_round_trip_is_bit_exact(tmp_path, pretrained, layout, capsys):
     back = tmp_path / "back.safetensors"
     convert(there, back, "mae")
     loaded = mae.load_model(back)
-    if layout == "timm":  # encoder only: the decoder is dropped, and said so
+    if layout in ("timm", "mmseg"):  # encoder only: the decoder is dropped, and said so
         assert "dropped: the decoder (20 tensors" in printed
         encoder, _ = interop.split_decoder(model.state_dict())
         assert type(loaded) is mae.VisionTransformer
@@ -185,12 +187,10 @@ def test_head_counts_can_be_supplied_for_official_weights(tmp_path):
 
 def test_hugging_face_eps_and_mask_ratio_round_trip(tmp_path):
     """A config.json with HF's default eps (1e-12) and mask_ratio 0.6 loads, computes and exports as it says."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     torch.manual_seed(3)
-    fields = {k: v for k, v in interop.hf_config_from_ours(mae.create_model("mae_vit_tiny_patch16", **TINY).config)
-              .items() if k not in ("model_type", "architectures")}
-    cfg = transformers.ViTMAEConfig(**{**fields, "layer_norm_eps": 1e-12, "mask_ratio": 0.6})
-    theirs = transformers.ViTMAEForPreTraining(cfg).eval()
+    config = mae.create_model("mae_vit_tiny_patch16", **TINY).config
+    theirs = hf_pretraining_model(config, layer_norm_eps=1e-12, mask_ratio=0.6)
     theirs.save_pretrained(tmp_path / "hf")
     ours = mae.load_model(tmp_path / "hf")
     assert (ours.config["layer_norm_eps"], ours.config["mask_ratio"]) == (1e-12, 0.6)
@@ -207,3 +207,37 @@ def test_hugging_face_eps_and_mask_ratio_round_trip(tmp_path):
     for layout in ("mae", "official", "mmpretrain"):  # the files that carry our config keep both too
         convert(tmp_path / "hf", tmp_path / TARGETS[layout], layout)
         assert mae.load_model(tmp_path / TARGETS[layout]).config == ours.config
+
+
+def test_convert_lists_what_it_inferred(tmp_path, capsys):
+    torch.manual_seed(2)
+    model = mae.create_model("mae_vit_tiny_patch16", **dict(TINY, embed_dim=96))
+    torch.save({"model": model.state_dict()}, tmp_path / "official.pth")  # a width no named model has
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InferredSettingWarning)  # said in the report instead
+        convert(tmp_path / "official.pth", tmp_path / "a.safetensors", "mae")
+    printed = capsys.readouterr().out
+    line = next(line for line in printed.splitlines() if line.startswith("inferred"))
+    for flag in ("num_heads=1 ", "[--num-heads]", "decoder_num_heads=1 ", "[--decoder-num-heads]",
+                 "norm_pix_loss=False ", "[--norm-pix-loss]"):
+        assert flag in line
+    convert(tmp_path / "official.pth", tmp_path / "b.safetensors", "mae", "--num-heads", "4",
+            "--decoder-num-heads", "4", "--no-norm-pix-loss")
+    assert "inferred" not in capsys.readouterr().out
+
+
+def test_hf_folder_name_with_a_dot_and_export_at_another_size(tmp_path, pretrained, capsys):
+    model, src = pretrained
+    convert(src, tmp_path / "hf-vit-mae-1.0", "hf", "--img-size", "48")
+    assert json.loads((tmp_path / "hf-vit-mae-1.0" / "config.json").read_text())["image_size"] == 48
+    loaded = mae.load_model(tmp_path / "hf-vit-mae-1.0")
+    assert loaded.grid_size == (6, 6)
+    convert(src, tmp_path / "wide.safetensors", "mae", "--img-size", "32x64")
+    wide = mae.load_model(tmp_path / "wide.safetensors")
+    assert wide.grid_size == (4, 8)
+    imgs = torch.randn(1, 3, 32, 64)
+    with torch.no_grad():  # sin-cos tables are recomputed for the grid: the same function as before
+        torch.testing.assert_close(wide.forward_features(imgs), model.forward_features(imgs), atol=1e-6, rtol=0)
+    with pytest.raises(SystemExit):
+        main(["convert", str(src), str(tmp_path / "x.pth"), "--to", "official", "--img-size", "48x"])
+    assert "expected N or HxW" in capsys.readouterr().err

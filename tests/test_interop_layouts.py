@@ -73,6 +73,47 @@ def test_mmsegmentation_converter_spellings_read(state):
     assert_same(interop.to_ours(vit_style), encoder)
 
 
+def beit2mmseg(official: dict) -> dict:
+    """mmsegmentation's beit2mmseg renaming: blocks only; the rest (decoder, norm) keeps its name,
+    and patch_embed.proj is kept beside the new patch_embed.projection."""
+    out = {}
+    for key, value in official.items():
+        if key.startswith("patch_embed"):
+            out[key.replace("patch_embed.proj", "patch_embed.projection")] = value
+        if key.startswith("blocks"):
+            key = key.replace("blocks", "layers")
+            for old, new in (("norm", "ln"), ("mlp.fc1", "ffn.layers.0.0"), ("mlp.fc2", "ffn.layers.1")):
+                if old in key:
+                    key = key.replace(old, new)
+                    break
+        out[key] = value
+    return out
+
+
+def test_beit2mmseg_output_of_a_full_checkpoint_is_read(state):
+    converted = beit2mmseg(state)
+    assert {"mask_token", "patch_embed.proj.weight", "patch_embed.projection.weight", "layers.0.ln1.weight",
+            "decoder_blocks.0.norm1.weight", "norm.weight"} <= set(converted)
+    assert interop.detect_layout(converted) == "mmpretrain"
+    assert_same(interop.to_ours(converted), state)
+    converted["patch_embed.proj.weight"] = converted["patch_embed.proj.weight"] + 1
+    with pytest.raises(ValueError, match="disagrees with another spelling of 'patch_embed.proj.weight'"):
+        interop.to_ours(converted)
+
+
+def test_mmseg_names(state):
+    encoder, _ = interop.split_decoder(state)
+    seg = interop.ours_to_mmseg(encoder)
+    assert torch.equal(seg["patch_embed.projection.weight"], encoder["patch_embed.proj.weight"])
+    assert torch.equal(seg["layers.1.attn.qkv.weight"], encoder["blocks.1.attn.qkv.weight"])
+    assert seg["layers.1.attn.attn.in_proj_weight"] is seg["layers.1.attn.qkv.weight"]  # stored once
+    assert torch.equal(seg["layers.1.attn.attn.out_proj.bias"], encoder["blocks.1.attn.proj.bias"])
+    assert torch.equal(seg["ln1.weight"], encoder["norm.weight"])  # MAE / VisionTransformer final_norm
+    assert torch.equal(seg["layers.0.gamma_2"], torch.ones(64))
+    assert not any(k.startswith("backbone.") or "relative_position" in k for k in seg)
+    assert_same(interop.to_ours(seg), encoder)
+
+
 def test_timm_names_are_ours_without_decoder(state):
     encoder, dropped = interop.split_decoder(state)
     assert sorted(dropped) == sorted(k for k in state if k.startswith(("decoder", "mask_token")))
@@ -92,8 +133,13 @@ def test_hf_published_names(state):
 
 def test_unknown_keys_and_layouts_are_named(state):
     mm = interop.ours_to_mm(state)
-    mm["backbone.layers.0.gamma_1"] = torch.ones(64)  # BEiT layer scale: not an MAE parameter
-    with pytest.raises(ValueError, match="unknown mmpretrain key 'backbone.layers.0.gamma_1'"):
+    mm["backbone.layers.0.gamma_1"] = torch.full((64,), 0.1)  # a trained BEiT layer scale: not a no-op
+    with pytest.raises(ValueError, match="'backbone.layers.0.gamma_1' is not 1.0 everywhere"):
+        interop.to_ours(mm)
+    mm["backbone.layers.0.gamma_1"] = torch.ones(64)  # neutral, as --to mmseg writes it
+    assert_same(interop.to_ours(mm), state)
+    mm["backbone.layers.0.rope"] = torch.ones(64)
+    with pytest.raises(ValueError, match="unknown mmpretrain key 'backbone.layers.0.rope'"):
         interop.to_ours(mm)
     with pytest.raises(ValueError, match="no mmpretrain name for key 'extra.weight'"):
         interop.ours_to_mm({"extra.weight": torch.zeros(1)})

@@ -23,8 +23,9 @@ from .models.vit import LAYER_NORM_EPS
 KNOWN_LAYOUTS = {
     "mae": "ours / official MAE / timm ViT (cls_token, patch_embed.proj.weight, blocks.{i}...)",
     "hf": "Hugging Face ViTMAE (vit.embeddings.cls_token, vit.encoder.layer.{i}...)",
-    "mmpretrain": "mmpretrain / mmsegmentation (backbone.patch_embed.projection.weight, "
-    "backbone.layers.{i}.ln1...)",
+    "mmpretrain": "mmpretrain (backbone.patch_embed.projection.weight, backbone.layers.{i}.ln1...)",
+    "mmseg": "mmsegmentation MAE / VisionTransformer backbone, beit2mmseg or vit2mmseg output "
+    "(patch_embed.projection.weight, layers.{i}.ln1...)",
 }
 
 # Parameters only the pretraining model has; encoder-only layouts drop them.
@@ -40,13 +41,14 @@ def strip_prefix(state_dict: dict, prefix: str) -> dict:
 def detect_layout(state_dict: dict) -> str:
     """'mae' (official / ours / timm), 'hf' (Hugging Face ViTMAE), 'mmpretrain', or 'unknown'."""
     keys = set(state_dict)
+    # before "mae": beit2mmseg output keeps a copy of patch_embed.proj beside its projection
+    if keys & {"backbone.patch_embed.projection.weight", "patch_embed.projection.weight"}:
+        return "mmpretrain"
     if "cls_token" in keys and "patch_embed.proj.weight" in keys:
         return "mae"
     hf_markers = ("embeddings.cls_token", "vit.embeddings.cls_token")
     if keys & set(hf_markers):
         return "hf"
-    if keys & {"backbone.patch_embed.projection.weight", "patch_embed.projection.weight"}:
-        return "mmpretrain"
     return "unknown"
 
 
@@ -312,7 +314,13 @@ def ours_to_mm(state_dict: dict) -> dict:
 
 
 def mm_to_ours(state_dict: dict) -> dict:
-    """mmpretrain / mmsegmentation keys (with or without `backbone.`) -> ours."""
+    """mmpretrain / mmsegmentation keys (with or without `backbone.`) -> ours.
+
+    Also read: beit2mmseg output, which renames the encoder's blocks only (the decoder and
+    the final `norm` keep the official names, and `patch_embed.proj` stays as a copy beside
+    `patch_embed.projection`), and `ours_to_mmseg` output (layer scale at one and
+    relative-position tables at zero are neutral and dropped; any other value is refused).
+    """
     if not any(k.startswith("backbone.") for k in state_dict):  # a bare backbone's state dict
         state_dict = {"backbone." + k: v for k, v in state_dict.items()}
     blocks = {mm: ours for ours, mm in _MM_BLOCK_KEYS}
@@ -320,21 +328,86 @@ def mm_to_ours(state_dict: dict) -> dict:
     top = {mm: ours for ours, mm in _MM_TOP_KEYS}
     top.update(_MM_TOP_ALIASES)
     out = {}
+
+    def put(ours: str, key: str, value: torch.Tensor) -> None:
+        if ours in out and not torch.equal(out[ours], value):
+            raise ValueError(f"mmpretrain key {key!r} disagrees with another spelling of {ours!r}")
+        out[ours] = value
+
     for key, value in state_dict.items():
         block = re.fullmatch(r"(backbone\.layers|neck\.decoder_blocks)\.(\d+)\.(.+)", key)
         if block:
             stack, index, rest = block.groups()
             base = f"blocks.{index}." if stack.startswith("backbone") else f"decoder_blocks.{index}."
-            if rest in _MM_PARAM_ALIASES:
-                out[base + _MM_PARAM_ALIASES[rest]] = value
-                continue
-            module, suffix = _split_param(rest)
-            if module not in blocks:
-                raise ValueError(f"unknown mmpretrain key {key!r}")
-            out[base + blocks[module] + suffix] = value
+            if rest in _MMSEG_NEUTRAL:
+                _check_neutral(key, _MMSEG_NEUTRAL[rest], value)
+            elif rest in _MM_PARAM_ALIASES:
+                put(base + _MM_PARAM_ALIASES[rest], key, value)
+            else:
+                module, suffix = _split_param(rest)
+                if module not in blocks:
+                    raise ValueError(f"unknown mmpretrain key {key!r}")
+                put(base + blocks[module] + suffix, key, value)
+            continue
+        official = key.removeprefix("backbone.")  # beit2mmseg leaves these with the official names
+        if official.startswith(DECODER_PREFIXES) or official.startswith("patch_embed.proj."):
+            put(official, key, value)
             continue
         module, suffix = _split_param(key)
         if module not in top:
             raise ValueError(f"unknown mmpretrain key {key!r}")
-        out[top[module] + suffix] = value
+        put(top[module] + suffix, key, value)
     return out
+
+
+# ---------------------------------------------------------------- mmsegmentation
+
+# mmsegmentation's MAE backbone is a BEiT: per block a layer scale (gamma_1, gamma_2) and a
+# relative-position bias table our ViT does not have. Ones and zeros make them no-ops.
+_MMSEG_NEUTRAL = {"gamma_1": 1.0, "gamma_2": 1.0, "attn.relative_position_bias_table": 0.0,
+                  "attn.relative_position_index": None}  # the index is a buffer, rebuilt by mmseg
+# Its VisionTransformer names attention as nn.MultiheadAttention does.
+_MMSEG_VIT_ATTENTION = {"attn.qkv.weight": "attn.attn.in_proj_weight", "attn.qkv.bias": "attn.attn.in_proj_bias",
+                        "attn.proj.weight": "attn.attn.out_proj.weight", "attn.proj.bias": "attn.attn.out_proj.bias"}
+
+
+def _check_neutral(key: str, neutral: float | None, value: torch.Tensor) -> None:
+    if neutral is not None and not torch.all(value == neutral):
+        raise ValueError(f"mmsegmentation key {key!r} is not {neutral} everywhere: a layer-scale or "
+                         "relative-position model (BEiT), which this ViT cannot hold")
+
+
+def ours_to_mmseg(state_dict: dict) -> dict:
+    """Our encoder keys -> what mmsegmentation's MAE backbone and VisionTransformer load.
+
+    Bare keys (as `pretrained=` / init_cfg Pretrained read them): the mmpretrain block
+    names under `layers.{i}`, each block's layer scale written as ones, and the attention
+    a second time under VisionTransformer's nn.MultiheadAttention names (the same tensors).
+    The relative-position tables are left out: mmseg's MAE starts them at zero.
+    """
+    out = {key.removeprefix("backbone."): value for key, value in ours_to_mm(state_dict).items()}
+    cls = out["cls_token"]  # [1, 1, D]
+    for index in sorted({k.split(".")[1] for k in out if k.startswith("layers.")}, key=int):
+        for name in ("gamma_1", "gamma_2"):
+            out[f"layers.{index}.{name}"] = torch.ones(cls.shape[-1], dtype=cls.dtype)
+        for ours, vit in _MMSEG_VIT_ATTENTION.items():
+            if f"layers.{index}.{ours}" in out:
+                out[f"layers.{index}.{vit}"] = out[f"layers.{index}.{ours}"]
+    return out
+
+
+def mm_training_args(meta: dict) -> dict:
+    """What an mmengine / mmcv checkpoint's `meta` says of the MAE recipe, as official args.
+
+    Their runners store the whole config as text (`meta["cfg"]`, older `meta["config"]`);
+    the MAE head's `norm_pix` and the backbone's `mask_ratio` are read from it.
+    """
+    text = next((meta[k] for k in ("cfg", "config") if isinstance(meta.get(k), str)), "")
+    args = {}
+    norm_pix = re.search(r"""\bnorm_pix['"]?\s*[=:]\s*(True|False)\b""", text)
+    if norm_pix:
+        args["norm_pix_loss"] = norm_pix.group(1) == "True"
+    mask_ratio = re.search(r"""\bmask_ratio['"]?\s*[=:]\s*([0-9.]+)""", text)
+    if mask_ratio:
+        args["mask_ratio"] = float(mask_ratio.group(1))
+    return args

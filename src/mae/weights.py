@@ -28,6 +28,7 @@ from .checksums import CHECKSUMS_KEY, CorruptFile, tensor_checksums, verify_tens
 from .models import MaskedAutoencoder, VisionTransformer
 from .models.classifier import fold_batchnorm_head_state
 from .models.pos_embed import grid_from_length, resample_pos_embed
+from .models.vit import to_2tuple
 from .models.zoo import CONFIGS
 
 FORMAT_KEY = "mae.format"
@@ -187,6 +188,8 @@ def unwrap_checkpoint(obj) -> tuple[dict, dict]:
         raise ValueError(f"expected a dict of tensors, got {type(obj).__name__}")
     args = obj.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else (args if isinstance(args, dict) else {})
+    if not args and isinstance(obj.get("meta"), dict):  # mmengine / mmcv: the config as text
+        args = interop.mm_training_args(obj["meta"])
     for key in ("model", "state_dict", "model_state"):
         if isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -228,9 +231,40 @@ def _count_blocks(state: dict, prefix: str) -> int:
     return max(indices) + 1 if indices else 0
 
 
-def infer_config(state: dict, args: dict | None = None) -> dict:
-    """Constructor kwargs from official-layout weights (and the run's args, if any)."""
+class InferredSettingWarning(UserWarning):
+    """A setting the checkpoint does not record was inferred; the warning names the override."""
+
+
+def _table_img_size(positions: int, patch_size: int, img_size) -> list[int]:
+    """The image size a position table of `positions` patches was saved at.
+
+    A table alone tells only its length: a square grid is assumed, unless the size asked
+    for (`img_size`) gives a grid of exactly that length.
+    """
+    if img_size is not None:
+        rows, cols = to_2tuple(img_size)
+        if (rows // patch_size) * (cols // patch_size) == positions:
+            return [rows, cols]
+    try:
+        rows, cols = grid_from_length(positions)
+    except ValueError:
+        asked = f"; img_size={img_size} gives {(rows // patch_size) * (cols // patch_size)}" if img_size else ""
+        raise ValueError(
+            f"cannot infer the patch grid of a {positions}-position table (not a square){asked}; "
+            "pass img_size=(height, width) of the grid the weights were saved at"
+        ) from None
+    return [rows * patch_size, cols * patch_size]
+
+
+def infer_config(state: dict, args: dict | None = None, img_size=None) -> tuple[dict, dict]:
+    """Constructor kwargs from official-layout weights (and the run's args, if any).
+
+    Returns (config, guessed): `guessed` maps each setting that was not read but assumed
+    to what was assumed and why (head counts of a size no named model has; norm-pix
+    targets of a pretraining checkpoint that does not say).
+    """
     args = args or {}
+    guessed = {}
     embed_dim = state["cls_token"].shape[-1]
     proj = state["patch_embed.proj.weight"]  # [D, C, p, p]
     patch_size, in_chans = proj.shape[-1], proj.shape[1]
@@ -245,10 +279,14 @@ def infer_config(state: dict, args: dict | None = None) -> dict:
     if isinstance(args.get("input_size"), int):
         config["img_size"] = args["input_size"]
     else:
-        rows, cols = grid_from_length(state["pos_embed"].shape[1] - 1)
-        config["img_size"] = [rows * patch_size, cols * patch_size]
+        config["img_size"] = _table_img_size(state["pos_embed"].shape[1] - 1, patch_size, img_size)
+    if "mask_ratio" in args:
+        config["mask_ratio"] = float(args["mask_ratio"])
     if "norm_pix_loss" in args:
         config["norm_pix_loss"] = bool(args["norm_pix_loss"])
+    elif "decoder_embed.weight" in state:
+        config["norm_pix_loss"] = False
+        guessed["norm_pix_loss"] = "False (the checkpoint does not say which targets it was trained on)"
 
     # Head counts are not in the weights: take them from the matching named model.
     named = args.get("model") if args.get("model") in CONFIGS else None
@@ -259,15 +297,18 @@ def infer_config(state: dict, args: dict | None = None) -> dict:
             named = name
     known = CONFIGS.get(named, {})
     config["num_heads"] = known.get("num_heads", max(1, embed_dim // 64))
+    if not known:
+        guessed["num_heads"] = (f"{config['num_heads']} (one per 64 channels: no named model is "
+                                f"{embed_dim} wide and {depth} deep with {patch_size}-pixel patches)")
     if "decoder_embed.weight" in state:
         dec_dim = state["decoder_embed.weight"].shape[0]
-        config.update(
-            decoder_embed_dim=dec_dim,
-            decoder_depth=_count_blocks(state, "decoder_blocks"),
-            decoder_num_heads=known.get("decoder_num_heads", 16)
-            if known.get("decoder_embed_dim") == dec_dim else max(1, dec_dim // 32),
-        )
-    return config
+        config.update(decoder_embed_dim=dec_dim, decoder_depth=_count_blocks(state, "decoder_blocks"))
+        if known.get("decoder_embed_dim") == dec_dim:
+            config["decoder_num_heads"] = known["decoder_num_heads"]
+        else:
+            config["decoder_num_heads"] = max(1, dec_dim // 32)
+            guessed["decoder_num_heads"] = f"{config['decoder_num_heads']} (one per 32 channels of the {dec_dim}-wide decoder)"
+    return config, guessed
 
 
 # ---------------------------------------------------------------- loading
@@ -327,15 +368,7 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
         if (path / SHARDED_WEIGHTS).is_dir():  # a sharded checkpoint of ours
             return _read_sharded(path)
         if (path / "config.json").exists():  # a Hugging Face folder
-            hf_config = json.loads((path / "config.json").read_text())
-            weights = path / "model.safetensors"
-            if weights.exists():
-                state, _ = read_safetensors(weights)
-            elif (path / "pytorch_model.bin").exists():
-                state, _ = unwrap_checkpoint(read_pth(path / "pytorch_model.bin"))
-            else:
-                raise ValueError(f"{path} has config.json but no model.safetensors or pytorch_model.bin")
-            return state, {}, {"hf_config": hf_config}, str(path)
+            return _read_hf_folder(path), {}, {"hf_config": json.loads((path / "config.json").read_text())}, str(path)
         elif (path / MODEL_FILE).exists():
             path = path / MODEL_FILE
         else:
@@ -345,7 +378,11 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
             )
     if path.suffix == ".safetensors":
         state, metadata = read_safetensors(path)
+        if CONFIG_KEY not in metadata and path.name in _hf_weight_files(path.parent):
+            return _read_source(path.parent)  # a Hugging Face folder's weights: with its config.json
         return state, {}, metadata, str(path)
+    if path.name in _hf_weight_files(path.parent):
+        return _read_source(path.parent)
     obj = read_pth(path)
     try:
         state, args = unwrap_checkpoint(obj)
@@ -355,21 +392,60 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
     return state, args, {CONFIG_KEY: json.dumps(config)} if config else None, str(path)
 
 
-def read_checkpoint(src) -> tuple[dict, dict, str]:
-    """Any accepted source -> (state dict in our keys, model config, name for messages).
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # whole, or sharded with HF_WEIGHTS[i] + ".index.json"
+
+
+def _hf_weight_files(folder: Path) -> list[str]:
+    """The weight files of a Hugging Face ViTMAE folder, safetensors first (none when it is not one)."""
+    try:
+        if json.loads((folder / "config.json").read_text()).get("model_type", "vit_mae") != "vit_mae":
+            return []
+    except (OSError, ValueError, AttributeError):
+        return []
+    for weights in HF_WEIGHTS:
+        index = folder / f"{weights}.index.json"
+        if index.exists():
+            return sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if (folder / weights).exists():
+            return [weights]
+    return []
+
+
+def _read_hf_folder(folder: Path) -> dict:
+    """The tensors of a Hugging Face folder: model.safetensors or pytorch_model.bin, whole or in shards."""
+    names = _hf_weight_files(folder)
+    if not names:
+        raise ValueError(
+            f"{folder} has config.json but no ViTMAE weights ({' or '.join(HF_WEIGHTS)}, whole or with "
+            "an .index.json of shards), or its config.json is not a vit_mae config"
+        )
+    state = {}
+    for name in names:
+        if name.endswith(".safetensors"):
+            state.update(read_safetensors(folder / name)[0])
+        else:
+            state.update(unwrap_checkpoint(read_pth(folder / name))[0])
+    return state
+
+
+def read_checkpoint(src, img_size=None) -> tuple[dict, dict, str, dict]:
+    """Any accepted source -> (state dict in our keys, model config, name for messages, guessed).
 
     The config is the one saved with the weights when there is one (ours, Hugging Face's
-    config.json), else inferred from the weights and the run's args (official .pth).
+    config.json), else inferred from the weights and the run's args (official .pth);
+    `guessed` names the settings that were assumed (see `infer_config`). `img_size`, the
+    size asked for, tells the grid of a non-square table saved without a config.
     """
     state, args, metadata, name = _read_source(src)
     metadata = metadata or {}
     if "hf_config" in metadata:
-        return interop.hf_to_ours(state), interop.ours_config_from_hf(metadata["hf_config"]), name
+        return interop.hf_to_ours(state), interop.ours_config_from_hf(metadata["hf_config"]), name, {}
     state = interop.to_ours(state, name)
     if CONFIG_KEY in metadata:
-        return state, json.loads(metadata[CONFIG_KEY]), name
+        return state, json.loads(metadata[CONFIG_KEY]), name, {}
     try:
-        return state, infer_config(state, args), name
+        config, guessed = infer_config(state, args, img_size)
+        return state, config, name, guessed
     except KeyError as err:  # a layout we know with a tensor missing
         raise ValueError(f"{name} is not a complete ViT checkpoint: no {err}") from None
 
@@ -382,16 +458,27 @@ def load_model(src, **overrides) -> torch.nn.Module:
     -> VisionTransformer), a Hugging Face ViTMAE folder or safetensors file, timm ViT
     weights, an mmpretrain / mmsegmentation MAE checkpoint, or a state dict. `overrides`
     are constructor kwargs (unknown ones are an error); `img_size` may differ from the
-    checkpoint's (position tables are resampled in 2-D). Loading draws nothing from torch's
-    global random generator.
+    checkpoint's (position tables are resampled in 2-D). A setting the checkpoint does not
+    record and no override gives is inferred with an InferredSettingWarning that names the
+    override. Loading draws nothing from torch's global random generator.
     """
-    state, config, name = read_checkpoint(src)
+    model, guessed = load_model_with_guesses(src, **overrides)
+    for setting, assumed in guessed.items():
+        warnings.warn(f"{setting}={assumed} was inferred, not read from the checkpoint; "
+                      f"if it is wrong, pass {setting}= to load_model", InferredSettingWarning, stacklevel=2)
+    return model
+
+
+def load_model_with_guesses(src, **overrides) -> tuple[torch.nn.Module, dict]:
+    """load_model without the warnings: (model, the settings inferred rather than read)."""
+    target_img = overrides.pop("img_size", None)
+    state, config, name, guessed = read_checkpoint(src, target_img)
     cls = MaskedAutoencoder if "decoder_embed.weight" in state else VisionTransformer
     unknown = set(overrides) - set(inspect.signature(cls).parameters)
     if unknown:
         raise ValueError(f"unknown model option(s) {sorted(unknown)} for {name} (a {cls.__name__}); "
                          f"known: {', '.join(inspect.signature(cls).parameters)}")
-    target_img = overrides.pop("img_size", None)
+    guessed = {k: v for k, v in guessed.items() if k not in overrides}
     config.update(overrides)
     if cls is VisionTransformer:
         config.setdefault("num_classes", state["head.weight"].shape[0] if "head.weight" in state else 0)
@@ -403,7 +490,7 @@ def load_model(src, **overrides) -> torch.nn.Module:
     load_weights(model, _fit_tables(state, model.config), name)
     if target_img is not None:
         model.set_img_size(target_img)
-    return model.eval()
+    return model.eval(), guessed
 
 
 def constructor_kwargs(cls, config: dict) -> dict:
@@ -469,7 +556,7 @@ def load_encoder(source) -> VisionTransformer:
 
 # ---------------------------------------------------------------- exporting to other layouts
 
-EXPORT_LAYOUTS = ("mae", "official", "hf", "timm", "mmpretrain")
+EXPORT_LAYOUTS = ("mae", "official", "hf", "timm", "mmpretrain", "mmseg")
 
 
 @dataclass
@@ -481,6 +568,7 @@ class ExportReport:
     written: int = 0  # tensors written
     dropped: list[str] = field(default_factory=list)  # our tensor names not written
     notes: list[str] = field(default_factory=list)
+    inferred: list[str] = field(default_factory=list)  # settings the source did not record
 
     def summary(self) -> str:
         lines = [f"wrote {self.written} tensors ({self.layout} layout): " + ", ".join(map(str, self.files))]
@@ -491,6 +579,8 @@ class ExportReport:
             lines.append("dropped: " + ", ".join(parts))
         else:
             lines.append("dropped: nothing")
+        if self.inferred:
+            lines.append("inferred, not read from the source (give the flag if wrong): " + "; ".join(self.inferred))
         return "\n".join(lines + self.notes)
 
 
@@ -499,8 +589,9 @@ def export_model(model: torch.nn.Module, dst, layout: str, encoder_only: bool = 
 
     layout: "mae" (our safetensors + config), "official" (the official MAE .pth:
     {"model": ..., "args": ...}), "hf" (a Hugging Face folder: config.json +
-    model.safetensors), "timm" (timm ViT keys, encoder only), "mmpretrain" (mmpretrain /
-    mmsegmentation keys in {"state_dict": ...}). encoder_only drops the decoder. Files
+    model.safetensors), "timm" (timm ViT keys, encoder only), "mmpretrain" (mmpretrain
+    keys in {"state_dict": ...}), "mmseg" (the encoder as mmsegmentation's MAE and
+    VisionTransformer backbones load it). encoder_only drops the decoder. Files
     other than Hugging Face's also carry our config, so they load back losslessly.
     """
     if layout not in EXPORT_LAYOUTS:
@@ -512,14 +603,15 @@ def export_model(model: torch.nn.Module, dst, layout: str, encoder_only: bool = 
     if kind == "mae" and not encoder_only and layout in ("official", "hf") and target not in ("pixels", "norm_pix"):
         raise ValueError(f"the {layout} layout's decoder predicts pixels, but this model's predicts {target}: "
                          "export the encoder only (--encoder-only)")
-    if kind == "mae" and (encoder_only or layout == "timm"):
+    if kind == "mae" and (encoder_only or layout in ("timm", "mmseg")):
         state, report.dropped = interop.split_decoder(state)
         kind, config = "vit", constructor_kwargs(VisionTransformer, config)
-        if layout == "timm":
-            report.notes.append("timm's ViT has no MAE decoder: encoder only")
+        if layout in ("timm", "mmseg"):
+            target = {"timm": "timm's ViT has", "mmseg": "mmsegmentation's backbones have"}[layout]
+            report.notes.append(f"{target} no MAE decoder: encoder only")
     dst = Path(dst)
     writer = {"mae": _export_ours, "official": _export_official, "hf": _export_hf,
-              "timm": _export_timm, "mmpretrain": _export_mm}[layout]
+              "timm": _export_timm, "mmpretrain": _export_mm, "mmseg": _export_mmseg}[layout]
     writer(state, kind, config, dst, report)
     return report
 
@@ -538,7 +630,7 @@ def _save_pth(obj: dict, path: Path, report: ExportReport, tensors: int) -> None
 
 
 def _export_ours(state, kind, config, dst: Path, report: ExportReport) -> None:
-    if dst.suffix not in ("", ".safetensors"):
+    if dst.suffix in PTH_SUFFIXES:
         raise ValueError(f"our layout is a .safetensors file (or a folder for {MODEL_FILE}), got {dst}")
     path = dst if dst.suffix == ".safetensors" else dst / MODEL_FILE
     _refuse_other_layout(dst, path)
@@ -612,9 +704,30 @@ def _export_mm(state, kind, config, dst: Path, report: ExportReport) -> None:
     report.notes.append("mmpretrain: encoder under backbone.*" + (", decoder under neck.*" if kind == "mae" else ""))
 
 
+def _export_mmseg(state, kind, config, dst: Path, report: ExportReport) -> None:
+    """A backbone file for mmsegmentation's MAE (and VisionTransformer): `pretrained=` loads it."""
+    extra = [k for k in state if k.startswith(("head.", "fc_norm."))]
+    if extra:
+        state = {k: v for k, v in state.items() if k not in extra}
+        report.dropped += extra
+        report.notes.append("mmseg's backbones have no classification head or global-pool norm: "
+                            + ", ".join(sorted({k.split(".")[0] for k in extra})) + " dropped")
+    mm = interop.ours_to_mmseg(state)
+    obj = {"state_dict": mm, CONFIG_KEY: json.dumps(config)}
+    _save_pth(obj, _pth_target(dst, "mmseg"), report, len(mm))
+    rows, cols = config["img_size"]
+    report.notes += [
+        f"mmseg: bare backbone keys, position table for {rows}x{cols} inputs (--img-size sets it); "
+        "layer scale gamma_1/gamma_2 written as ones; relative-position tables not written "
+        "(mmseg's MAE starts them at zero): both are then no-ops, as in this ViT",
+        f"mmseg: build MAE(..., norm_cfg=dict(type='LN', eps={config.get('layer_norm_eps', 1e-6)})); "
+        "the final norm is ln1 (final_norm=True); VisionTransformer also needs patch_bias=True",
+    ]
+
+
 def _export_hf(state, kind, config, dst: Path, report: ExportReport) -> None:
     """A folder ViTMAEForPreTraining (or, without decoder, ViTMAEModel).from_pretrained loads."""
-    if dst.suffix or dst.is_file():
+    if dst.is_file() or dst.suffix in PTH_SUFFIXES + (".safetensors",):  # "hf-vit-mae-1.0" is a folder
         raise ValueError(f"the hf layout is a folder (config.json + model.safetensors); got {dst}")
     height, width = config["img_size"]
     if height != width:

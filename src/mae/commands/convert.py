@@ -1,21 +1,22 @@
 """`mae convert SRC DST --to LAYOUT`: move weights between our format and other ecosystems.
 
 SRC is anything `mae.load_model` reads (our run directory or file, an official .pth, a
-Hugging Face folder, timm or mmpretrain weights). The model is built and loaded strictly
-first, so a conversion never writes weights that do not form a model.
+Hugging Face folder, timm, mmpretrain or mmsegmentation weights). The model is built and
+loaded strictly first, so a conversion never writes weights that do not form a model.
 """
 
 import argparse
 
-from ..weights import EXPORT_LAYOUTS, export_model, load_model
+from ..interop import DECODER_PREFIXES
+from ..weights import EXPORT_LAYOUTS, export_model, load_model_with_guesses
 
-HELP = "convert weights between ours, official MAE, Hugging Face, timm and mmpretrain layouts"
+HELP = "convert weights between ours, official MAE, Hugging Face, timm, mmpretrain and mmsegmentation layouts"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", help="checkpoint to read (any layout mae.load_model knows)")
     parser.add_argument("dst", help="where to write: a folder for hf, a file for the others "
-                        "(.safetensors for mae and timm; .pth for official, timm and mmpretrain)")
+                        "(.safetensors for mae and timm; .pth for official, timm, mmpretrain and mmseg)")
     parser.add_argument("--to", required=True, choices=EXPORT_LAYOUTS, help="target layout")
     parser.add_argument("--encoder-only", action="store_true",
                         help="drop the decoder (timm always does: it has none)")
@@ -25,7 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder-num-heads", type=int, default=None, help="decoder heads, likewise")
     parser.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
                         help="record norm-pix targets (default: as the source says; official "
-                        "weights without args say no)")
+                        "weights without args say no, and the report says it was inferred)")
+    parser.add_argument("--img-size", type=image_size, default=None, metavar="N or HxW",
+                        help="export at this input size: position tables resampled in 2-D "
+                        "(e.g. 512 for segmentation); also the grid of a non-square source "
+                        "saved without a config")
+
+
+def image_size(text: str) -> int | tuple[int, int]:
+    """'512' -> 512, '512x1024' -> (512, 1024)."""
+    try:
+        sides = [int(side) for side in text.lower().split("x")]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or min(sides, default=0) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or HxW in pixels (e.g. 512 or 512x1024), got {text!r}")
+    return sides[0] if len(sides) == 1 else tuple(sides)
 
 
 def model_overrides(args: argparse.Namespace) -> dict:
@@ -39,7 +55,13 @@ def model_overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.src, **model_overrides(args))
+    overrides = model_overrides(args)
+    if args.img_size is not None:
+        overrides["img_size"] = args.img_size
+    model, guessed = load_model_with_guesses(args.src, **overrides)
     report = export_model(model, args.dst, args.to, encoder_only=args.encoder_only)
+    if any(k.startswith(DECODER_PREFIXES) for k in report.dropped):  # what only the decoder used is gone
+        guessed = {k: v for k, v in guessed.items() if k not in ("norm_pix_loss", "decoder_num_heads")}
+    report.inferred = [f"{setting}={assumed} [--{setting.replace('_', '-')}]" for setting, assumed in guessed.items()]
     print(report.summary())
     return 0
