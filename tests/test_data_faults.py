@@ -121,3 +121,46 @@ def test_a_shard_that_is_not_a_tar_is_named(tmp_path, shards):
     shards[1].write_bytes(b"<html>not found</html>" * 40)
     with pytest.warns(DataWarning, match="train-1.tar \\(not a tar file"):
         assert len(TarShards(tmp_path)) == 4
+
+
+def labelled_folder(root, broken_split):
+    """DATA/{train,val}/{a,b}/*.png, one file of `broken_split` cut short."""
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(2):
+                (folder / f"{i}.png").write_bytes(png(40 * i + (label == "b") * 100))
+    broken = root / broken_split / "a" / "0.png"
+    broken.write_bytes(broken.read_bytes()[:30])
+    return broken
+
+
+@pytest.mark.parametrize("argv", [["finetune"], ["linprobe"]])
+def test_downstream_commands_stop_on_bad_data_under_strict_data(tmp_path, capsys, encoder, argv):
+    from mae import cli
+
+    broken = labelled_folder(tmp_path / "data", "val")
+    out = tmp_path / "run"
+    assert cli.main([*argv, "--checkpoint", str(encoder), "--data", str(tmp_path / "data"), "--strict-data",
+                     "--output-dir", str(out), "--num-workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "1 unreadable image file(s)" in err and "a/0.png" in err, err
+    assert not (out / "checkpoints").exists()
+    assert broken.exists()
+
+
+def test_eval_stops_on_bad_data_under_strict_data(tmp_path, capsys):
+    from mae import cli
+    from mae.models import VisionTransformer
+    from mae.weights import save_model
+
+    labelled_folder(tmp_path / "data", "val")
+    save_model(VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=1, num_heads=4, num_classes=2),
+               tmp_path / "classifier.safetensors")
+    argv = ["eval", "--checkpoint", str(tmp_path / "classifier.safetensors"), "--data", str(tmp_path / "data" / "val"),
+            "--num-workers", "0"]
+    with pytest.warns(DataWarning, match="a/0.png"):
+        assert cli.main(argv) == 0  # skipped with a warning
+    assert cli.main([*argv, "--strict-data"]) == 2
+    assert "a/0.png" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def classifier_file(checkpoint: str) -> str:
 def evaluation_data(config: EvalConfig, img_size: int):
     if config.data in (None, SYNTHETIC):
         return SyntheticShapes(config.synthetic_val_size, 2 * img_size, SYNTHETIC_VAL_SEED)
-    source = ImageFolder(config.data)
+    source = ImageFolder(config.data, strict=config.strict_data)
     if not source.classes:
         raise ValueError(f"--data {config.data} has no class subfolders (labels come from them)")
     return source
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     def score(source, subset, crop_fraction=None) -> dict:
         loader = eval_loader(source, img_size, model.config["in_chans"], config.batch_size, config.num_workers,
-                             env, crop_fraction)
+                             env, crop_fraction, config.strict_data)
         return evaluate_classifier(model.to(device), loader, normalize, device, precision, subset)
 
     if config.robustness_folders():

@@ -77,7 +77,7 @@ class DownstreamResult:
 # ---------------------------------------------------------------- data
 
 
-def folder_sources(data: str) -> tuple[ImageSource, ImageSource]:
+def folder_sources(data: str, strict: bool = False) -> tuple[ImageSource, ImageSource]:
     """(train, val) labelled sources of DATA/train and DATA/val, checked to name the same classes."""
     root = Path(data)
     if not root.is_dir():
@@ -86,7 +86,7 @@ def folder_sources(data: str) -> tuple[ImageSource, ImageSource]:
     if missing:
         raise ValueError(f"--data {root} needs train/ and val/ subfolders of class folders; "
                          f"missing: {', '.join(missing)}")
-    train, val = build_source(str(root / "train")), build_source(str(root / "val"))
+    train, val = build_source(str(root / "train"), strict), build_source(str(root / "val"), strict)
     for split, source in (("train", train), ("val", val)):
         if not source.classes:
             raise ValueError(f"--data {root / split} has no class subfolders (labels come from them)")
@@ -108,10 +108,10 @@ def eval_crop_fraction(img_size: int) -> float:
 
 
 def eval_loader(source: ImageSource, img_size: int, channels: int, batch_size: int, num_workers: int,
-                env: distributed.DistEnv, crop_fraction: float | None = None):
+                env: distributed.DistEnv, crop_fraction: float | None = None, strict: bool = False):
     """Resize + centre crop (default: the official evaluation view), batches in index order."""
     crop_fraction = eval_crop_fraction(img_size) if crop_fraction is None else crop_fraction
-    view = KeyedImages(source, ResizeCenterCrop(img_size, crop_fraction, channels))
+    view = KeyedImages(source, ResizeCenterCrop(img_size, crop_fraction, channels), strict=strict)
     batches = EvalBatches(len(source), batch_size, env.world_size, env.rank)
     return make_loader(view, batches, num_workers, pin_memory=env.device.type == "cuda")
 
@@ -214,7 +214,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     if synthetic:
         classes, train_images = list(SHAPES), config.synthetic_size
     else:
-        train_source, val_source = folder_sources(config.data)
+        train_source, val_source = folder_sources(config.data, config.strict_data)
         classes, train_images = train_source.classes, len(train_source)
     config, recipe_lines = choose_recipe(config, train_images, env.world_size, len(classes))
     plan = plan_run(config, env)
@@ -252,10 +252,10 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     batches = TrainBatches(len(train_source), config.batch_size, config.epochs, config.seed,
                            env.world_size, env.rank, accum, start_step=step)
     crop = RandomResizedCrop(img_size, config.crop_scale, channels=channels)
-    loader = make_loader(KeyedImages(train_source, crop, config.seed), batches, config.num_workers,
-                         pin_memory=device.type == "cuda")
+    loader = make_loader(KeyedImages(train_source, crop, config.seed, config.strict_data), batches,
+                         config.num_workers, pin_memory=device.type == "cuda")
     val_loader = eval_loader(val_source, img_size, channels, config.eval_batch_size or config.batch_size,
-                             config.num_workers, env)
+                             config.num_workers, env, strict=config.strict_data)
 
     summary = plan.start(config, env, epoch_steps, total_steps, raw_model)
     logger = MetricsLogger(run_dir, env.is_main, config.tensorboard,

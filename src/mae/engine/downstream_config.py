@@ -17,7 +17,7 @@ from .seeding import check_seed
 POOLS = ("avg", "token")
 RESUMABLE = (
     "resume", "output_dir", "epochs", "device", "threads", "matmul_backend", "precision", "num_workers",
-    "batch_size", "accum_iter", "effective_batch", "eval_batch_size", "log_every", "keep_last",
+    "batch_size", "accum_iter", "effective_batch", "eval_batch_size", "log_every", "keep_last", "strict_data",
 )
 
 
@@ -49,6 +49,8 @@ class DownstreamConfig:
         "labelled images: a folder with train/ and val/ (one subfolder per class in each), or "
         "'synthetic' (default): the built-in dataset", metavar="PATH")
     synthetic_size: int = _set(4096, "training images of the built-in dataset")
+    strict_data: bool = _set(False, "stop on unreadable or truncated images and damaged tar shards "
+                             "instead of skipping them with a warning")
     synthetic_val_size: int = _set(1024, "validation images of the built-in dataset (other images "
                                    "than the training ones)")
     num_classes: int | None = _opt("outputs of the head (default: the training data's classes)")
@@ -203,6 +205,8 @@ class EvalConfig:
     batch_size: int = _set(128, "images per evaluation step")
     num_workers: int = _set(min(4, default_workers()), "data loader worker processes; default: the "
                             "cores this process may use, less one, at most 4")
+    strict_data: bool = _set(False, "stop on unreadable or truncated images instead of skipping them "
+                             "with a warning")
     precision: str = _set("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)
     device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
     threads: int | None = _opt("torch intra-op CPU threads (default: torch's choice)")
