@@ -67,6 +67,7 @@ def test_the_largest_seed_is_accepted(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["visualize", "--checkpoint", "nowhere", "x.png", "--seed", "-1"],
     ["bench", "--seed", "-1"],
+    ["segment", "--checkpoint", "nowhere", "--data", "nowhere", "--seed", str(2**64)],
 ])
 def test_other_commands_check_the_seed(capsys, argv):
     refused(argv, capsys, "--seed must be an integer")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .downstream_config import _need, _opt, _set
 from .pretrain_config import PRECISIONS
+from .seeding import check_seed
 
 SEG_HEADS = ("linear", "upernet")
 
@@ -71,3 +72,4 @@ class SegmentConfig:
         _need(self, 0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
         _need(self, self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
         _need(self, 0 <= self.ignore_index, "ignore_index", "must not be negative")
+        check_seed(self.seed)
