@@ -3,6 +3,7 @@ too small to learn with: no default may turn a user's own flag into an error."""
 
 import json
 import math
+import re
 import warnings
 
 import pytest
@@ -10,10 +11,14 @@ import pytest
 from mae import cli
 from mae.engine.config import CONFIG_DIR, find_config, load_config
 from mae.engine.downstream_config import FinetuneConfig, LinprobeConfig
+from mae.engine.finetune import finetune
+from mae.engine.linprobe import linprobe
 from mae.engine.optim import scaled_lr
 from mae.engine.pretrain import pretrain
 from mae.engine.pretrain_config import PretrainConfig
-from mae.engine.recipe import PAPER, RecipeWarning, choose_recipe, movement, warn_low_lr
+from mae.engine.recipe import (
+    PAPER, RecipeWarning, choose_recipe, movement, resumed_settings, schedule_change, warn_low_lr,
+)
 
 CONFIGS = (PretrainConfig, FinetuneConfig, LinprobeConfig)
 TINY = ["--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",
@@ -142,3 +147,59 @@ def test_defaults_learn_where_the_papers_lr_would_not(tmp_path):
         assert any(issubclass(w.category, RecipeWarning) for w in caught) == (name == "paper")
     assert drops["chosen"] > 3 * max(drops["paper"], 1e-3), drops
     assert math.isfinite(drops["chosen"])
+
+
+def test_on_resume_the_settings_left_out_are_the_runs_own_and_those_given_are_kept():
+    saved = {"epochs": 4, "warmup_epochs": 0.2, "batch_size": 8, "blr": 0.1, "lr": None}
+    config, lines = resumed_settings(PretrainConfig(epochs=9, batch_size=16), saved, "run/ckpt-8")
+    assert (config.epochs, config.batch_size, config.warmup_epochs, config.blr, config.lr) == (9, 16, 0.2, 0.1, None)
+    assert lines == ["resuming: the run's own settings from run/ckpt-8, as none is given: warmup epochs 0.2, blr 0.1"]
+    assert resumed_settings(PretrainConfig(blr=1.0, epochs=1, warmup_epochs=0, batch_size=2), saved, "c") == (
+        PretrainConfig(blr=1.0, epochs=1, warmup_epochs=0, batch_size=2), [])
+
+
+def test_a_shorter_schedule_on_resume_is_said_too():
+    config = PretrainConfig(epochs=2, warmup_epochs=0.1, blr=1.0)
+    assert schedule_change(config, {"epochs": 2}, 8, 4, 0.5) == []
+    (line,) = schedule_change(config, {"epochs": 4}, 4, 4, 0.5)
+    assert "--epochs 4 -> 2: the warm-up + cosine lr schedule is shortened over 2 epochs (8 steps)" in line
+    (line,) = schedule_change(config, {"epochs": 4}, 12, 4, 0.5)
+    assert "already 2 epochs; nothing is trained" in line
+
+
+def test_a_resume_that_raises_epochs_keeps_the_chosen_recipe_and_says_the_lr_jumps(tmp_path, capsys):
+    """The recipe's lr depends on the step count; a resume with more --epochs must not choose it anew
+    (the resume check would refuse the other lr) but keep the run's, and say what the schedule does."""
+    out = tmp_path / "run"
+    first = ["pretrain", *TINY, "--data", "synthetic", "--synthetic-size", "32", "--log-every", "1", "--threads", "1",
+             "--output-dir", str(out)]
+    assert cli.main([*first, "--epochs", "2"]) == 0
+    first_config = load_config(PretrainConfig, out / "config.yaml")
+    capsys.readouterr()
+    assert cli.main([*first, "--epochs", "4", "--resume", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming: the run's own settings from" in err and "batch size 4" in err, err
+    jump = re.search(r"--epochs 2 -> 4: the warm-up \+ cosine lr schedule is stretched over 4 epochs \(32 steps\), "
+                     r"not restarted: at step 16 the lr jumps from (\S+) \(the old schedule's\) to (\S+),", err)
+    assert jump, err
+    resumed = load_config(PretrainConfig, out / "config.yaml")
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lr_of = {r["step"]: r["lr"] for r in records if "lr" in r}
+    assert float(jump.group(1)) < 0.01 * float(jump.group(2))  # the old schedule had ended
+    assert f"{lr_of[17]:.3g}" == jump.group(2) and lr_of[32] < lr_of[17]
+    assert (resumed.epochs, resumed.blr, resumed.batch_size) == (4, first_config.blr, first_config.batch_size)
+
+
+@pytest.mark.parametrize("train, cls", [(finetune, FinetuneConfig), (linprobe, LinprobeConfig)])
+def test_a_downstream_resume_that_raises_epochs_keeps_the_chosen_recipe(encoder, tmp_path, capsys, train, cls):
+    run = dict(checkpoint=str(encoder), output_dir=str(tmp_path / "run"), synthetic_size=16, synthetic_val_size=8,
+               num_workers=0, threads=1)
+    train(cls(epochs=1, **run))
+    first = load_config(cls, tmp_path / "run" / "config.yaml")
+    capsys.readouterr()
+    train(cls(epochs=3, resume="auto", **run))
+    err = capsys.readouterr().err
+    resumed = load_config(cls, tmp_path / "run" / "config.yaml")
+    assert "--epochs 1 -> 3: the warm-up + cosine lr schedule is stretched over 3 epochs" in err, err
+    assert (resumed.epochs, resumed.blr, resumed.batch_size, resumed.warmup_epochs) == (
+        3, first.blr, first.batch_size, first.warmup_epochs)

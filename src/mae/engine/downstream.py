@@ -40,7 +40,7 @@ from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import optimizer_step, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
-from .recipe import RecipeWarning, choose_recipe, warn_low_lr
+from .recipe import RecipeWarning, warn_low_lr
 from .resume_check import data_identity
 from .run_lock import unlock_run_dir
 from .run_plan import plan_run, read_losses
@@ -216,9 +216,8 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     else:
         train_source, val_source = folder_sources(config.data, config.strict_data)
         classes, train_images = train_source.classes, len(train_source)
-    config, recipe_lines = choose_recipe(config, train_images, env.world_size, len(classes))
-    plan = plan_run(config, env)
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
+    config, recipe_lines, plan = plan_run(config, env, train_images, len(classes))
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from, _ = plan
     num_classes = config.num_classes or len(classes)
     if num_classes < len(classes):
         raise ValueError(f"--num-classes {num_classes} is fewer than the {len(classes)} classes of "

@@ -39,7 +39,7 @@ from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
 from .precision import autocast, grad_scaler
 from .pretrain_config import PretrainConfig
-from .recipe import RecipeWarning, choose_recipe, warn_low_lr
+from .recipe import RecipeWarning, warn_low_lr
 from .resume_check import data_identity
 from .run_lock import unlock_run_dir
 from .run_plan import TrainingDiverged, plan_run, read_losses
@@ -118,9 +118,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     check_image_sizes(source, config.img_size, config.strict_data)
     data = data_identity(config.data, source)
     warn_split_folders(source, config.data)
-    config, recipe_lines = choose_recipe(config, len(source), env.world_size)
-    plan = plan_run(config, env)
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from = plan
+    config, recipe_lines, plan = plan_run(config, env, len(source))
+    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from, _ = plan
     knn_loaders = _knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs

@@ -18,6 +18,10 @@ here from the number of training images and processes; a setting given is kept a
 - fine-tuning: mixup and cutmix (the paper's 0.8 / 1.0) only with 1000 or more training
   images per class; on less data they keep the training loss from falling.
 
+On resume nothing is chosen anew: each setting left out is the run's own, from its checkpoint
+(`resumed_settings`), so a resume that raises --epochs keeps the run's batch, warm-up and lr;
+`schedule_change` says what the new length does to the schedule.
+
 `warn_low_lr` says when an lr given is 10x or more below the one this rule gives.
 """
 
@@ -27,7 +31,7 @@ import warnings
 from dataclasses import dataclass
 
 from .downstream_config import FinetuneConfig, LinprobeConfig
-from .optim import resolve_batch, scaled_lr
+from .optim import resolve_batch, scaled_lr, warmup_cosine
 from .pretrain_config import PretrainConfig
 
 MIN_EPOCH_STEPS = 8
@@ -35,6 +39,7 @@ TARGET_MOVEMENT = 1.0  # how far (lr x steps / 2, x trust for LARS) a run that l
 TOO_LOW = 10  # warn about an lr this many times below the one the run trains with
 MIXUP_IMAGES_PER_CLASS = 1000
 LARS_TRUST = 1e-3  # LARS's trust coefficient (mae.engine.lars)
+RECIPE_FIELDS = ("epochs", "warmup_epochs", "batch_size", "blr", "lr", "mixup", "cutmix")  # None: left out
 
 
 class RecipeWarning(UserWarning):
@@ -145,6 +150,38 @@ def choose_recipe(config, num_images: int, world_size: int = 1, num_classes: int
     header = (f"recipe for {num_images} training images on {world_size} process(es), for the settings not "
               f"given (each has a flag; the paper's: --config {paper.name.split('_', 1)[1]}):")
     return dataclasses.replace(config, **chosen), [header, *("  " + line for line in why)]
+
+
+def resumed_settings(config, saved: dict, checkpoint) -> tuple:
+    """(the config with each setting left out taken from `saved`, the config of the run being resumed
+    from `checkpoint`; one line saying which). Those the saved config lacks stay None, for the recipe."""
+    taken = {name: saved[name] for name in RECIPE_FIELDS
+             if hasattr(config, name) and getattr(config, name) is None and saved.get(name) is not None}
+    if not taken:
+        return config, []
+    shown = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in taken.items())
+    return dataclasses.replace(config, **taken), [f"resuming: the run's own settings from {checkpoint}, "
+                                                  f"as none is given: {shown}"]
+
+
+def schedule_change(config, saved: dict, step: int, epoch_steps: int, base_lr: float) -> list[str]:
+    """What another --epochs on resume does to the lr schedule, said in one line (none if the same)."""
+    old = saved.get("epochs")
+    if old is None or old == config.epochs:
+        return []
+    total = config.epochs * epoch_steps
+    if step >= total:
+        return [f"--epochs {old} -> {config.epochs}: the run has done {step} steps, which is already "
+                f"{config.epochs} epochs; nothing is trained"]
+
+    def lr_at(epochs):
+        return warmup_cosine(step / epoch_steps, base_lr, config.min_lr, config.warmup_epochs, epochs)
+
+    how = "stretched" if config.epochs > old else "shortened"
+    return [f"--epochs {old} -> {config.epochs}: the warm-up + cosine lr schedule is {how} over "
+            f"{config.epochs} epochs ({total} steps), not restarted: at step {step} the lr jumps from "
+            f"{lr_at(old):.3g} (the old schedule's) to {lr_at(config.epochs):.3g}, then decays to "
+            f"{config.min_lr:g} at step {total}"]
 
 
 def warn_low_lr(config, lr: float, global_batch: int, total_steps: int) -> None:

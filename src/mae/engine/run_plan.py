@@ -1,7 +1,7 @@
-"""What every training loop derives from its config before it reads data or computes:
-device and precision, how the global batch splits, the learning rate, the run directory
-(locked for this run alone) and the checkpoint to resume from (verified, and checked to
-continue the same run)."""
+"""What every training loop derives from its config before it computes: the settings left
+out (chosen from the data, or on resume the run's own), device and precision, how the global
+batch splits, the learning rate, the run directory (locked for this run alone) and the
+checkpoint to resume from (verified, and checked to continue the same run)."""
 
 import warnings
 from pathlib import Path
@@ -16,6 +16,7 @@ from .config import save_config
 from .disk import reporting_full_disk, require_free
 from .optim import resolve_batch, scaled_lr
 from .precision import resolve_precision
+from .recipe import choose_recipe, resumed_settings, schedule_change
 from .resume_check import check_same_run
 from .run_lock import lock_run_dir
 
@@ -53,14 +54,15 @@ class RunPlan(NamedTuple):
     run_dir: Path
     checkpoints: CheckpointManager
     resume_from: Path | None
+    state: dict | None  # the training state of `resume_from`
 
     def resumed_state(self, epoch_steps: int, config, data: dict) -> dict | None:
         """The training state of the checkpoint to resume (None for a fresh run), checked to
         continue the same run: same settings (bar those that may change), same data
         (`data_identity`), same global batch and steps per epoch."""
-        if self.resume_from is None:
+        state = self.state
+        if state is None:
             return None
-        state = load_training_state(self.resume_from)
         check_same_run(self.resume_from, state, config, data)
         if (state["global_batch"], state["steps_per_epoch"]) != (self.global_batch, epoch_steps):
             raise ValueError(
@@ -114,8 +116,10 @@ def checked_run_dir(output_dir: str) -> Path:
     return run_dir
 
 
-def plan_run(config, env: distributed.DistEnv) -> RunPlan:
-    """The plan of a pretraining or downstream config (both have the fields read here).
+def plan_run(config, env: distributed.DistEnv, num_images: int, num_classes: int | None = None):
+    """(the config with every setting left out filled in, the lines saying how, the plan) of a
+    pretraining or downstream config (both have the fields read here) on `num_images` training
+    images. The settings left out are the recipe's (`choose_recipe`), or on resume the run's own.
 
     Refuses a fresh run into a directory that already holds checkpoints: it would mix two
     runs' checkpoints, and `--resume auto` would later continue the wrong one.
@@ -123,7 +127,6 @@ def plan_run(config, env: distributed.DistEnv) -> RunPlan:
     if config.threads:
         torch.set_num_threads(config.threads)
     set_matmul_backend(config.matmul_backend)  # after the threads: the probe runs on them
-    accum, global_batch = resolve_batch(config.batch_size, config.accum_iter, config.effective_batch, env.world_size)
     run_dir = checked_run_dir(config.output_dir)
     if env.is_main and run_dir.is_dir():
         lock_run_dir(run_dir)  # before reading its checkpoints (a new directory: in `start`)
@@ -134,13 +137,23 @@ def plan_run(config, env: distributed.DistEnv) -> RunPlan:
             f"{run_dir} already holds checkpoints of an earlier run (newest: {checkpoints.latest().name}); "
             "continue it with --resume auto, or choose another --output-dir"
         )
-    return RunPlan(
+    state = load_training_state(resume_from) if resume_from is not None else None
+    saved = state.get("config", {}) if state is not None else {}
+    config, lines = resumed_settings(config, saved, resume_from)
+    config, chosen = choose_recipe(config, num_images, env.world_size, num_classes)
+    accum, global_batch = resolve_batch(config.batch_size, config.accum_iter, config.effective_batch, env.world_size)
+    base_lr = config.lr if config.lr is not None else scaled_lr(config.blr, global_batch)
+    if state is not None:
+        chosen += schedule_change(config, saved, state["step"], state["steps_per_epoch"], base_lr)
+    plan = RunPlan(
         device=env.device,
         precision=resolve_precision(config.precision, env.device),
         accum=accum,
         global_batch=global_batch,
-        base_lr=config.lr if config.lr is not None else scaled_lr(config.blr, global_batch),
+        base_lr=base_lr,
         run_dir=run_dir,
         checkpoints=checkpoints,
         resume_from=resume_from,
+        state=state,
     )
+    return config, lines + chosen, plan
