@@ -35,16 +35,20 @@ from mae.data import ImageFolder, KeyedImages, RandomResizedCrop, TarShards, Tra
 from mae.data.shard_writer import write_shards
 
 
-def write_jpegs(folder: Path, count: int, width: int, height: int, quality: int, seed: int = 0) -> None:
-    """Smooth colour fields with texture: decode cost close to that of photographs."""
-    rng = np.random.default_rng(seed)
+def textured(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A smooth colour field with texture, uint8 [H, W, 3]: decode cost close to a photograph's."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    freq = rng.uniform(0.005, 0.05, size=(3, 2))
+    phase = rng.uniform(0, 6.3, size=3)
+    channels = [np.sin(xx * fx + yy * fy + p) for (fx, fy), p in zip(freq, phase)]
+    img = 127.5 * (1 + np.stack(channels, -1)) + rng.normal(0, 12, size=(height, width, 3))
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def write_jpegs(folder: Path, count: int, width: int, height: int, quality: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
     for i in range(count):
-        freq = rng.uniform(0.005, 0.05, size=(3, 2))
-        phase = rng.uniform(0, 6.3, size=3)
-        channels = [np.sin(xx * fx + yy * fy + p) for (fx, fy), p in zip(freq, phase)]
-        img = 127.5 * (1 + np.stack(channels, -1)) + rng.normal(0, 12, size=(height, width, 3))
-        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg", quality=quality)
+        Image.fromarray(textured(rng, width, height)).save(folder / f"{i:05d}.jpg", quality=quality)
 
 
 def rate(fn, count: int) -> float:

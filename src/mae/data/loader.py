@@ -79,6 +79,11 @@ def check_image_sizes(source: ImageSource, min_side: int, strict: bool = False) 
     return len(small)
 
 
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of sample `index`'s augmentation in `epoch`."""
+    return np.random.default_rng([seed, _STREAM, epoch, index])
+
+
 class KeyedImages(Dataset):
     """An ImageSource through a transform, indexed by (epoch, index) keys from a sampler.
 
@@ -97,7 +102,7 @@ class KeyedImages(Dataset):
 
     def __getitem__(self, key) -> tuple[torch.Tensor, int]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        rng = np.random.default_rng([self.seed, _STREAM, epoch, index])
+        rng = sample_rng(self.seed, epoch, index)
         for attempt in range(min(len(self.source), 16)):
             i = (index + attempt) % len(self.source)
             try:

@@ -87,10 +87,15 @@ class RandomResizedCrop:
         left, top = (width - w) // 2, (height - h) // 2
         return left, top, left + w, top + h
 
+    def draw(self, width: int, height: int, rng: np.random.Generator) -> tuple[tuple[int, int, int, int], bool]:
+        """The crop box of a width x height image and whether to flip it: all this transform
+        draws (`mae.data.device_crops` crops on the device from the same draws)."""
+        return self.box(width, height, rng), bool(rng.random() < self.flip)
+
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
-        box = self.box(*oriented_size(img), rng)
+        box, flipped = self.draw(*oriented_size(img), rng)
         out = _decode_region(img, box, self.size, self.channels)
-        if rng.random() < self.flip:
+        if flipped:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
         return _to_tensor(out, self.channels)
 
