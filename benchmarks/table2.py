@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from mae.benchmarking import BenchSettings, MaskTokenEncoderMAE, machine, run_benchmark, share_parts, write_results
+from mae.benchmarking import BenchSettings, machine, mask_token_variant, run_benchmark, share_parts, write_results
 from mae.benchmarking.variants import DECODER_PARTS, ENCODER_PARTS
 from mae.models import MaskedAutoencoder, model_config
 
@@ -31,8 +31,7 @@ def table2_variants(name: str, img_size: int) -> dict:
     """Baseline and ours at decoder depths 8 and 1, all sharing one set of big weights."""
     config = model_config(name, img_size=img_size, decoder_depth=8)
     ours = MaskedAutoencoder(**config)
-    baseline = MaskTokenEncoderMAE(**config)
-    share_parts(baseline, ours)
+    baseline = mask_token_variant(ours)
     shallow = MaskedAutoencoder(**{**config, "decoder_depth": 1})
     share_parts(shallow, ours, ENCODER_PARTS + tuple(p for p in DECODER_PARTS if p != "decoder_blocks"))
     return {"mask-token d8": baseline, "ours d8": ours, "ours d1": shallow}

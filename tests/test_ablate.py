@@ -3,6 +3,7 @@ import json
 import pytest
 import yaml
 
+import mae
 from mae import cli
 from mae.engine import ablate as ablate_module
 from mae.engine.ablate import AblateConfig, ablate, plan
@@ -26,18 +27,23 @@ def grid(tmp_path, base, **axes):
 
 
 def test_a_grid_runs_each_setting_once_probes_it_and_writes_the_table(tmp_path, base, one_thread):
-    config = grid(tmp_path, base, mask_ratios=(0.5, 0.75), mask_types=("random", "grid"))
+    config = grid(tmp_path, base, mask_ratios=(0.5, 0.75), mask_types=("random", "grid"),
+                  mask_tokens=("decoder", "encoder"))
     table = ablate(config)
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["base", "mask_ratio=0.5", "mask_type=grid"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "base", "encoder_mask_tokens=True", "mask_ratio=0.5", "mask_type=grid"]
     rows = [(r["axis"], r["value"], r["run"]) for r in table["rows"]]
     assert rows == [("mask_ratios", 0.5, "mask_ratio=0.5"), ("mask_ratios", 0.75, "base"),
+                    ("mask_tokens", "decoder", "base"), ("mask_tokens", "encoder", "encoder_mask_tokens=True"),
                     ("mask_types", "random", "base"), ("mask_types", "grid", "mask_type=grid")]
     for r in table["rows"]:
         assert 0 <= r["knn_top1"] <= r["knn_top5"] <= 100 and r["steps"] == 2
     assert json.loads((out / "ablation.json").read_text()) == table
     text = (out / "ablation.md").read_text()
     assert "### mask ratio (Figure 5)" in text and "### (f) mask sampling" in text and "| 0.75 (base) |" in text
+    assert "### (c) mask token" in text and "| decoder (base) |" in text and "| encoder |" in text
+    assert mae.load_model(out / "encoder_mask_tokens=True").encoder_mask_tokens
     assert (out / "ablation.png").stat().st_size > 0
     assert (out / "mask_type=grid" / "reconstruction.png").exists()
     saved = yaml.safe_load((out / "mask_type=grid" / "config.yaml").read_text())

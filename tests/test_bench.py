@@ -125,7 +125,7 @@ def test_shared_weights_are_one_tensor_and_shapes_must_fit():
     variants = build_variants(["ours", "mask-token"], "mae_vit_tiny_patch16", 0.75, **TINY)
     ours, baseline = variants["ours"], variants["mask-token"]
     assert baseline.blocks[0].attn.qkv.weight is ours.blocks[0].attn.qkv.weight
-    assert baseline.encoder_mask_token is not None
+    assert baseline.encoder_mask_tokens and baseline.mask_token is not ours.mask_token
     wider = mae.create_model("mae_vit_tiny_patch16", **{**TINY, "embed_dim": 32})
     with pytest.raises(ValueError, match="cannot share"):
         share_parts(wider, ours)

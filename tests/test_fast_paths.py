@@ -1,11 +1,12 @@
 """The fast paths compute what the plain ones do: attention kernels, bf16, embedding only
-the kept patches, and the mask-token baseline the Table 2 benchmark compares against."""
+the kept patches (the mask-token baseline the Table 2 benchmark compares against is tested
+in test_encoder_mask_tokens.py)."""
 
 import pytest
 import torch
 
 import mae
-from mae.benchmarking import MaskTokenEncoderMAE, set_fused_attention
+from mae.benchmarking import set_fused_attention
 from mae.masking import random_masking
 from mae.models import model_config
 from mae.models.vit import Attention
@@ -109,43 +110,6 @@ def test_embedding_only_the_kept_patches_equals_embedding_all_then_masking():
         ref = block(ref)
     assert torch.equal(mask, ref_mask) and torch.equal(ids_restore, ref_restore)
     torch.testing.assert_close(latent, model.norm(ref), atol=1e-5, rtol=1e-5)
-
-
-def baseline_like(model):
-    baseline = MaskTokenEncoderMAE(**model.config)
-    missing, unexpected = baseline.load_state_dict(model.state_dict(), strict=False)
-    assert missing == ["encoder_mask_token"] and not unexpected
-    return baseline
-
-
-def test_mask_token_baseline_without_masking_is_our_model():
-    model = tiny()
-    baseline = baseline_like(model)
-    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
-    ours, theirs = model(imgs, 0.0, noise, return_pred=True), baseline(imgs, 0.0, noise, return_pred=True)
-    # nothing removed: both run every patch through the same blocks (ours in shuffled order)
-    torch.testing.assert_close(theirs.pred, ours.pred, atol=1e-5, rtol=1e-5)
-
-
-def test_mask_token_baseline_encodes_every_patch_but_never_sees_removed_pixels():
-    baseline = baseline_like(tiny())
-    seen = []
-    baseline.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
-    imgs, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
-    out = baseline(imgs, 0.75, noise, return_pred=True)
-    assert seen[0] == (2, 1 + 16, 64)  # cls + all L patches
-    assert out.pred.shape == (2, 16, 8 * 8 * 3) and torch.all(out.mask.sum(1) == 12)
-    removed = baseline.unpatchify(out.mask.unsqueeze(-1).expand(-1, -1, 8 * 8 * 3)).bool()
-    changed = baseline(torch.where(removed, torch.randn_like(imgs), imgs), 0.75, noise, return_pred=True)
-    torch.testing.assert_close(changed.pred, out.pred)  # removed pixels are replaced by [M]
-    out.loss.backward()
-    assert baseline.encoder_mask_token.grad.abs().sum() > 0  # the mask token is learned
-    assert baseline.mask_token.grad is None  # the decoder's mask token is not used
-
-
-def test_mask_token_baseline_config_is_the_models():
-    config = model_config("mae_vit_tiny_patch16", **TINY)
-    assert MaskTokenEncoderMAE(**config).config == mae.create_model("mae_vit_tiny_patch16", **TINY).config
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

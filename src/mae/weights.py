@@ -600,9 +600,14 @@ def export_model(model: torch.nn.Module, dst, layout: str, encoder_only: bool = 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     report = ExportReport(layout)
     target = config.get("target", "pixels")
-    if kind == "mae" and not encoder_only and layout in ("official", "hf") and target not in ("pixels", "norm_pix"):
-        raise ValueError(f"the {layout} layout's decoder predicts pixels, but this model's predicts {target}: "
-                         "export the encoder only (--encoder-only)")
+    if kind == "mae" and not encoder_only:  # what the layout's decoder cannot carry
+        if layout in ("official", "hf") and target not in ("pixels", "norm_pix"):
+            raise ValueError(f"the {layout} layout's decoder predicts pixels, but this model's predicts "
+                             f"{target}: export the encoder only (--encoder-only)")
+        if layout in ("official", "hf", "mmpretrain") and config.get("encoder_mask_tokens"):
+            raise ValueError(f"the {layout} layout's MAE has its mask token in the decoder, but this model's "
+                             "is in its encoder (encoder_mask_tokens): export the encoder only "
+                             "(--encoder-only), or use the mae layout")
     if kind == "mae" and (encoder_only or layout in ("timm", "mmseg")):
         state, report.dropped = interop.split_decoder(state)
         kind, config = "vit", constructor_kwargs(VisionTransformer, config)

@@ -5,18 +5,18 @@
     run = run_benchmark(BenchSettings(batch=8, precision="bf16"), variants)
 """
 
-from .baseline import MaskTokenEncoderMAE
 from .report import machine, markdown_table, write_results
 from .runner import BenchSettings, run_benchmark
-from .variants import VARIANTS, build_variants, huggingface_twin, set_fused_attention, share_parts
+from .variants import (VARIANTS, build_variants, huggingface_twin, mask_token_variant, set_fused_attention,
+                       share_parts)
 
 __all__ = [
     "VARIANTS",
     "BenchSettings",
-    "MaskTokenEncoderMAE",
     "build_variants",
     "huggingface_twin",
     "machine",
+    "mask_token_variant",
     "markdown_table",
     "run_benchmark",
     "set_fused_attention",

@@ -4,6 +4,7 @@
     full-head     ours, its decoder head predicting every patch (return_pred=True), as the
                   step did before the head ran on the removed patches only
     mask-token    the Table 2 baseline: encoder on all patches with mask tokens
+                  (MaskedAutoencoder(encoder_mask_tokens=True))
     hf            transformers' ViTMAEForPreTraining, its default (SDPA) attention
     hf-eager      the same with transformers' eager attention
     hf-matmul     hf with its linear layers on our matmul backend (oneDNN where it is faster),
@@ -20,7 +21,6 @@ from ..models.linear import Linear
 from ..models.mae import MaskedAutoencoder
 from ..models.vit import Attention
 from ..models.zoo import model_config
-from .baseline import MaskTokenEncoderMAE
 
 VARIANTS = ("ours", "full-head", "mask-token", "hf", "hf-eager", "hf-matmul")
 
@@ -37,6 +37,13 @@ def share_parts(target: nn.Module, source: nn.Module, parts=ENCODER_PARTS + DECO
             if key not in mine or mine[key].shape != theirs[key].shape:
                 raise ValueError(f"cannot share {key!r}: the two models differ there")
         setattr(target, name, getattr(source, name))
+
+
+def mask_token_variant(ours: MaskedAutoencoder) -> MaskedAutoencoder:
+    """The paper's Table 2 baseline ("encoder w/ [M]") of `ours`, sharing all but the mask token."""
+    variant = MaskedAutoencoder(**{**ours.config, "encoder_mask_tokens": True})
+    share_parts(variant, ours, ENCODER_PARTS + tuple(p for p in DECODER_PARTS if p != "mask_token"))
+    return variant
 
 
 def set_fused_attention(model: nn.Module, fused: bool | None) -> None:
@@ -112,9 +119,7 @@ def build_variants(names, model: str, mask_ratio: float, fused_attention: bool |
         elif name == "full-head":
             built[name] = FullHead(ours)
         elif name == "mask-token":
-            baseline = MaskTokenEncoderMAE(**config)
-            share_parts(baseline, ours)
-            built[name] = baseline
+            built[name] = mask_token_variant(ours)
         else:
             attention = "eager" if name == "hf-eager" else "sdpa"
             if fused_attention is not None and name == "hf":

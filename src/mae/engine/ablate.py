@@ -1,5 +1,6 @@
 """`mae ablate`: the paper's Table 1 at any scale. Every run is a base pretraining setting
-with one setting changed (mask ratio, decoder depth or width, target, mask type), all with
+with one setting changed (mask ratio, decoder depth or width, where the mask tokens go,
+target, augmentation, mask type), all with
 the same budget (the base's epochs); each encoder is then probed by k-NN on held-out images.
 
     from mae.engine.ablate import AblateConfig, ablate
@@ -37,10 +38,13 @@ AXES = {
     "mask_ratios": ("mask_ratio", "mask ratio (Figure 5)"),
     "decoder_depths": ("decoder_depth", "(a) decoder depth"),
     "decoder_widths": ("decoder_embed_dim", "(b) decoder width"),
+    "mask_tokens": ("encoder_mask_tokens", "(c) mask token"),
     "targets": ("target", "(d) reconstruction target"),
     "augmentations": ("augmentation", "(e) data augmentation"),
     "mask_types": ("mask_type", "(f) mask sampling"),
 }
+# an axis whose values name its setting's values
+SETTING_VALUES = {"mask_tokens": {"decoder": False, "encoder": True}}
 BASE = "base"
 
 
@@ -63,6 +67,9 @@ class AblateConfig:
     decoder_depths: tuple[int, ...] = _axis("decoder depths (blocks) to run", metavar="DEPTH")
     decoder_widths: tuple[int, ...] = _axis("decoder widths to run (multiples of the base's decoder "
                                             "heads)", metavar="WIDTH")
+    mask_tokens: tuple[str, ...] = _axis("where the mask tokens go: decoder (the paper's: the encoder sees the "
+                                         "visible patches only) or encoder (Table 1(c)'s 'encoder w/ [M]')",
+                                         choices=tuple(SETTING_VALUES["mask_tokens"]), metavar="PLACE")
     targets: tuple[str, ...] = _axis("reconstruction targets to run", choices=tuple(TARGETS), metavar="TARGET")
     augmentations: tuple[str, ...] = _axis("pretraining augmentations to run", choices=AUGMENTATIONS,
                                            metavar="AUGMENTATION")
@@ -100,10 +107,11 @@ def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]
     runs, rows = {BASE: Run(BASE, base)}, []
     for axis, (setting, _) in AXES.items():
         for value in getattr(config, axis):
-            name = BASE if value == getattr(base, setting) else f"{setting}={value}"
+            setting_value = SETTING_VALUES.get(axis, {}).get(value, value)
+            name = BASE if setting_value == getattr(base, setting) else f"{setting}={setting_value}"
             if name not in runs:
                 try:
-                    changed = dataclasses.replace(base, **{setting: value, "output_dir": str(out / name)})
+                    changed = dataclasses.replace(base, **{setting: setting_value, "output_dir": str(out / name)})
                     create_model(changed.model, **changed.model_kwargs())  # the architecture is valid
                 except ValueError as err:
                     raise ValueError(f"{flag(axis)} {value}: {err}") from None
@@ -184,7 +192,8 @@ def markdown(table: dict) -> str:
             f"decoder {s['decoder_depth']} x {s['decoder_embed_dim']}")
     lines = [
         "# Ablation", "",
-        f"Base `{table['base']}`: {arch}; mask ratio {s['mask_ratio']}, {s['mask_type']} masks, target "
+        f"Base `{table['base']}`: {arch}; mask ratio {s['mask_ratio']}, {s['mask_type']} masks, mask tokens in "
+        f"the {'encoder' if s['encoder_mask_tokens'] else 'decoder'}, target "
         f"{'norm_pix' if s['norm_pix_loss'] else s['target']}. Data: {s['data'] or 'synthetic'}. "
         f"Every run: {s['epochs']} epochs, seed {s['seed']}. Probe: {table['probe']}.", "",
         "Loss: the last epoch's mean training loss (not comparable across targets).", "",

@@ -83,6 +83,9 @@ class PretrainConfig:
     mask_type: str = _set("random", "how the removed patches are chosen: at random (the paper's), "
                           "in BEiT-style blocks, or one kept of every 2x2 (grid; mask ratio 0.75)",
                           choices=MASK_TYPES)
+    encoder_mask_tokens: bool = _set(False, "the paper's 'encoder w/ [M]' (Table 1(c)): the encoder runs on "
+                                     "every patch, the removed ones replaced by the mask token, and the "
+                                     "decoder gets no mask tokens of its own; slower, and worse in the paper")
     # optimisation
     epochs: int | None = _opt("training epochs; default: about 2000 steps' worth, at most the paper's 800")
     warmup_epochs: float | None = _opt("epochs of linear learning-rate warm-up (per iteration); default: "
@@ -192,6 +195,6 @@ class PretrainConfig:
     def model_kwargs(self) -> dict:
         """Constructor overrides for `create_model(self.model, ...)`."""
         kwargs = dict(img_size=self.img_size, in_chans=self.in_chans, norm_pix_loss=self.norm_pix_loss,
-                      mask_ratio=self.mask_ratio, target=self.target)
+                      mask_ratio=self.mask_ratio, target=self.target, encoder_mask_tokens=self.encoder_mask_tokens)
         kwargs.update({k: getattr(self, k) for k in ARCH_FIELDS if getattr(self, k) is not None})
         return kwargs

@@ -3,6 +3,11 @@
 State-dict keys are those of the official `MaskedAutoencoderViT`: the encoder's
 (patch_embed, cls_token, pos_embed, blocks, norm) then mask_token, decoder_pos_embed,
 decoder_embed, decoder_blocks, decoder_norm, decoder_pred.
+
+encoder_mask_tokens=True is the paper's "encoder w/ [M]" variant (Table 1(c)): the encoder
+runs on every patch, the removed ones replaced by the shared mask token (then of the
+encoder's width, position added), and the decoder reads the encoder's full sequence, with
+no mask tokens of its own. Same masks, same loss.
 """
 
 from dataclasses import dataclass
@@ -65,6 +70,7 @@ class MaskedAutoencoder(VisionTransformer):
         layer_norm_eps=LAYER_NORM_EPS,
         mask_ratio=0.75,
         target="pixels",
+        encoder_mask_tokens=False,
     ):
         check_decoder(decoder_embed_dim, decoder_depth, decoder_num_heads)
         super().__init__(
@@ -74,6 +80,7 @@ class MaskedAutoencoder(VisionTransformer):
         target = model_target(target, norm_pix_loss)  # what the decoder predicts (mae.targets)
         self.target, self.norm_pix_loss = get_target(target), target == "norm_pix"
         self.mask_ratio = mask_ratio  # used when forward is given none
+        self.encoder_mask_tokens = bool(encoder_mask_tokens)
         self.config = dict(
             img_size=list(to_2tuple(img_size)),
             patch_size=patch_size,
@@ -89,10 +96,12 @@ class MaskedAutoencoder(VisionTransformer):
             layer_norm_eps=layer_norm_eps,
             mask_ratio=mask_ratio,
             target=target,
+            encoder_mask_tokens=self.encoder_mask_tokens,
         )
 
         self.decoder_embed = Linear(embed_dim, decoder_embed_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+        # the one token every removed patch becomes: in the decoder, or (the variant) in the encoder
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim if encoder_mask_tokens else decoder_embed_dim))
         self.decoder_pos_embed = nn.Parameter(
             sincos_2d(decoder_embed_dim, self.grid_size), requires_grad=False
         )
@@ -122,6 +131,9 @@ class MaskedAutoencoder(VisionTransformer):
 
     # ----------------------------------------------------------------------------------
     def forward_encoder(self, imgs, mask_ratio: float, noise=None, mask_type: str = "random"):
+        """-> (latent [N, 1 + K, D], or [N, 1 + L, D] with encoder mask tokens; mask; ids_restore)."""
+        if self.encoder_mask_tokens:
+            return self._encode_with_mask_tokens(imgs, mask_ratio, noise, mask_type)
         grid = self.patch_embed.grid_for(imgs)
         pos = self.pos_embed_for(grid)  # [1, 1 + L, D]
         n, length = imgs.shape[0], grid[0] * grid[1]
@@ -138,13 +150,28 @@ class MaskedAutoencoder(VisionTransformer):
             x = block(x)
         return self.norm(x), mask, ids_restore
 
+    def _encode_with_mask_tokens(self, imgs, mask_ratio: float, noise, mask_type: str):
+        grid = self.patch_embed.grid_for(imgs)
+        x, cls = self.embed(imgs)  # [N, L, D] with positions, [N, 1, D]
+        ids_keep, ids_restore = mask_plan(x.shape[0], x.shape[1], mask_ratio, noise, imgs.device, mask_type, grid)
+        mask = removed_mask(ids_restore, ids_keep.shape[1], torch.promote_types(x.dtype, torch.float32))
+        pos = self.pos_embed_for(grid)[:, 1:]  # [1, L, D]
+        # a removed patch becomes the mask token at its position: its pixels never reach the output
+        x = torch.where(mask.unsqueeze(-1).bool(), (self.mask_token + pos).to(x.dtype), x)
+        x = torch.cat([cls, x], dim=1)  # [N, 1 + L, D]
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x), mask, ids_restore
+
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None) -> torch.Tensor:
-        """Encoder output [N, 1 + K, D] -> predicted pixels of every patch [N, L, p*p*C]."""
+        """Encoder output [N, 1 + K, D] (1 + L: encoder mask tokens) -> every patch's pixels [N, L, p*p*C]."""
         return self.decoder_pred(self.decoder_features(latent, ids_restore, grid))
 
     def decoder_features(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid=None) -> torch.Tensor:
-        """Encoder output [N, 1 + K, D] -> normed decoder tokens of every patch [N, L, Dd]."""
+        """Encoder output [N, 1 + K, D] (1 + L: encoder mask tokens) -> normed decoder tokens [N, L, Dd]."""
         x = self.decoder_embed(latent)  # [N, 1 + K, Dd]
+        if self.encoder_mask_tokens:  # the encoder's output is every patch already, in patch order
+            return self.decode_tokens(x, grid)
         n, kept, dim = x.shape
         length = ids_restore.shape[1]
         # one shared mask token for every removed patch, then back to patch order
