@@ -50,6 +50,18 @@ def test_a_grid_runs_each_setting_once_probes_it_and_writes_the_table(tmp_path, 
     assert saved["mask_type"] == "grid" and saved["mask_ratio"] == 0.75 and saved["epochs"] == 1
 
 
+def test_a_fine_tuning_probe_adds_a_column_and_a_line_to_the_plot(tmp_path, base, one_thread):
+    table = ablate(grid(tmp_path, base, mask_ratios=(0.5, 0.75), finetune_epochs=1))
+    for r in table["rows"]:
+        assert 0 <= r["finetune_top1"] <= 100
+        saved = yaml.safe_load((tmp_path / "out" / r["run"] / "finetune" / "config.yaml").read_text())
+        assert saved["epochs"] == 1 and saved["mixup"] == 0 and saved["randaug_ops"] == 0
+        assert saved["checkpoint"] == str(tmp_path / "out" / r["run"])
+    text = (tmp_path / "out" / "ablation.md").read_text()
+    assert "| mask_ratio | k-NN top-1 (%) | k-NN top-5 (%) | fine-tune top-1 (%) | loss |" in text
+    assert "fine-tuning 1 epochs" in table["probe"]
+
+
 def test_an_interrupted_grid_resumes_run_by_run(tmp_path, base, monkeypatch, one_thread):
     calls = []
     original = ablate_module.pretrain
@@ -91,6 +103,11 @@ def test_settings_are_checked_before_anything_runs(tmp_path, base):
         Image.new("RGB", (40, 40), (i * 40, 0, 0)).save(unlabelled / f"{i}.png")
     with pytest.raises(ValueError, match="needs labelled training data"):
         ablate(grid(tmp_path, base, mask_ratios=(0.5,), data=str(unlabelled)))
+    with pytest.raises(ValueError, match="--finetune-epochs needs `mae finetune`'s layout: --data DIR/train"):
+        plan(grid(tmp_path, base, mask_ratios=(0.5,), data=str(unlabelled), knn_val_data=str(unlabelled),
+                  finetune_epochs=1))
+    with pytest.raises(ValueError, match="--finetune-epochs must not be negative"):
+        grid(tmp_path, base, mask_ratios=(0.5,), finetune_epochs=-1)
     assert not (tmp_path / "out").exists()
 
 

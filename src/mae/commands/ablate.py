@@ -1,17 +1,19 @@
-"""`mae ablate`: a grid of short pretraining runs, each probed by k-NN, as the paper's Table 1."""
+"""`mae ablate`: a grid of short pretraining runs, each probed by k-NN (and a short fine-tuning),
+as the paper's Table 1."""
 
 import argparse
 
 from ..engine.ablate import AblateConfig, ablate
 from .training import add_training_arguments, run_training
 
-HELP = "pretrain a grid of settings around a base one with the same budget, probe each encoder (k-NN)"
+HELP = ("pretrain a grid of settings around a base one with the same budget, probe each encoder (k-NN, "
+        "and a short fine-tuning with --finetune-epochs)")
 
 EPILOG = """\
 examples:
   mae ablate --config configs/ablate_demo.yaml                     # the recorded demo grid
   mae ablate --base configs/demo.yaml --mask-ratios 0.5 0.75 0.9 --mask-types random block grid \\
-      --output-dir runs/ablate-demo
+      --mask-tokens decoder encoder --finetune-epochs 4 --output-dir runs/ablate-demo
   mae ablate --config configs/ablate_demo.yaml --data ~/photos/train --knn-val-data ~/photos/val \\
       --output-dir runs/ablate-photos
 Run the same command again to continue: finished runs are kept, an interrupted one resumes.

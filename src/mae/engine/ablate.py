@@ -1,7 +1,8 @@
 """`mae ablate`: the paper's Table 1 at any scale. Every run is a base pretraining setting
 with one setting changed (mask ratio, decoder depth or width, where the mask tokens go,
 target, augmentation, mask type), all with
-the same budget (the base's epochs); each encoder is then probed by k-NN on held-out images.
+the same budget (the base's epochs); each encoder is then probed by k-NN on held-out images
+and, with `finetune_epochs`, by a short plain fine-tuning (the paper's main measure).
 
     from mae.engine.ablate import AblateConfig, ablate
     table = ablate(AblateConfig(base="configs/ablate_demo.yaml", mask_ratios=(0.5, 0.75)))
@@ -27,6 +28,8 @@ from ..models import create_model
 from ..targets import TARGETS
 from ..weights import load_model
 from .config import config_to_dict, flag, load_config
+from .downstream_config import FinetuneConfig
+from .finetune import finetune
 from .files import write_text_atomic
 from .knn import knn_monitor
 from .monitor import read_metrics
@@ -76,6 +79,10 @@ class AblateConfig:
     mask_types: tuple[str, ...] = _axis("mask types to run", choices=MASK_TYPES, metavar="TYPE")
     knn_images: int = field(default=1024, metadata=dict(
         help="training images (evenly spread) the probe compares with, and at most as many held-out ones"))
+    finetune_epochs: int = field(default=0, metadata=dict(
+        help="also fine-tune every encoder for this many epochs (plain: no mixup, cutmix, RandAugment, "
+        "erasing, smoothing or drop path) and report its held-out top-1; needs the built-in dataset or "
+        "--data DIR/train with --knn-val-data DIR/val (0: k-NN only)"))
     threads: int | None = field(default=None, metadata=dict(help="torch intra-op CPU threads"))
     output_dir: str = field(default="runs/ablate", metadata=dict(
         help="one run directory per setting, and ablation.{json,md,png}", metavar="DIR"))
@@ -83,12 +90,34 @@ class AblateConfig:
     def __post_init__(self):
         if self.knn_images < 1:
             raise ValueError(f"--knn-images must be at least 1, got {self.knn_images}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"--finetune-epochs must not be negative, got {self.finetune_epochs}")
 
 
 @dataclass
 class Run:
     name: str  # its directory under OUT
     config: PretrainConfig
+    finetune: FinetuneConfig | None = None  # the fine-tuning probe, if asked for
+
+
+def finetune_probe(config: AblateConfig, run: PretrainConfig) -> FinetuneConfig | None:
+    """The plain fine-tuning of a run's encoder, on its data's training and held-out images."""
+    if not config.finetune_epochs:
+        return None
+    if run.data in (None, "synthetic"):
+        data = dict(data="synthetic", synthetic_size=run.synthetic_size, synthetic_val_size=run.knn_images)
+    else:
+        train, val = Path(run.data), Path(run.knn_val_data or "")
+        if not (train.name == "train" and val.name == "val" and train.parent.resolve() == val.parent.resolve()):
+            raise ValueError(f"--finetune-epochs needs `mae finetune`'s layout: --data DIR/train and "
+                             f"--knn-val-data DIR/val, not {run.data} and {run.knn_val_data}")
+        data = dict(data=str(train.parent))
+    return FinetuneConfig(checkpoint=run.output_dir, **data, img_size=run.img_size, epochs=config.finetune_epochs,
+                          batch_size=run.batch_size, mixup=0.0, cutmix=0.0, randaug_ops=0, reprob=0.0,
+                          smoothing=0.0, drop_path=0.0, seed=run.seed, threads=run.threads,
+                          num_workers=run.num_workers, output_dir=str(Path(run.output_dir) / "finetune"),
+                          resume="auto", keep_last=1)
 
 
 def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]]:
@@ -104,7 +133,7 @@ def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]
         if getattr(config, name) is not None:
             overrides[name] = getattr(config, name)
     base = dataclasses.replace(base, **overrides)
-    runs, rows = {BASE: Run(BASE, base)}, []
+    runs, rows = {BASE: Run(BASE, base, finetune_probe(config, base))}, []
     for axis, (setting, _) in AXES.items():
         for value in getattr(config, axis):
             setting_value = SETTING_VALUES.get(axis, {}).get(value, value)
@@ -115,7 +144,7 @@ def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]
                     create_model(changed.model, **changed.model_kwargs())  # the architecture is valid
                 except ValueError as err:
                     raise ValueError(f"{flag(axis)} {value}: {err}") from None
-                runs[name] = Run(name, changed)
+                runs[name] = Run(name, changed, finetune_probe(config, changed))
             rows.append((axis, value, name))
     if not rows:
         raise ValueError("nothing to compare: give at least one of " + ", ".join(flag(a) for a in AXES))
@@ -146,6 +175,8 @@ def _run_and_probe(run: Run) -> dict:
     start = time.perf_counter()
     result = pretrain(run.config)
     accuracy = probe(run.config)
+    if run.finetune is not None:
+        accuracy["finetune_top1"] = finetune(run.finetune).top1  # the last epoch's
     epochs = [r["epoch_loss"] for r in read_metrics(result.run_dir) if "epoch_loss" in r]
     record = dict(accuracy, final_epoch_loss=epochs[-1] if epochs else None, steps=result.step,
                   seconds=round(time.perf_counter() - start, 1))
@@ -179,7 +210,8 @@ def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> d
     return {
         "base": config.base,
         "settings": {k: v for k, v in config_to_dict(base).items() if k not in ("output_dir", "resume")},
-        "probe": f"weighted k-NN (k=20, T=0.07) of the cls token, {base.knn_images} training images",
+        "probe": f"weighted k-NN (k=20, T=0.07) of the cls token, {base.knn_images} training images"
+                 + (f"; fine-tuning {config.finetune_epochs} epochs" if config.finetune_epochs else ""),
         "rows": [dict(axis=axis, setting=AXES[axis][0], value=value, run=name, base=name == BASE,
                       **results.get(name, {})) for axis, value, name in rows],
     }
@@ -198,29 +230,34 @@ def markdown(table: dict) -> str:
         f"Every run: {s['epochs']} epochs, seed {s['seed']}. Probe: {table['probe']}.", "",
         "Loss: the last epoch's mean training loss (not comparable across targets).", "",
     ]
+    # (key, heading) of the accuracy columns; the best of each in bold
+    columns = [("knn_top1", "k-NN top-1 (%)"), ("knn_top5", "k-NN top-5 (%)")]
+    if any("finetune_top1" in r for r in table["rows"]):
+        columns.append(("finetune_top1", "fine-tune top-1 (%)"))
     for axis, (setting, title) in AXES.items():
         rows = [r for r in table["rows"] if r["axis"] == axis]
         if not rows:
             continue
-        best = max((r["knn_top1"] for r in rows if "knn_top1" in r), default=None)
-        lines += [f"### {title}", "", f"| {setting} | k-NN top-1 (%) | k-NN top-5 (%) | loss | steps | seconds |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        best = {key: max((r[key] for r in rows if key in r), default=None) for key, _ in columns}
+        heading = " | ".join([setting] + [h for _, h in columns] + ["loss", "steps", "seconds"])
+        lines += [f"### {title}", "", f"| {heading} |", "|---|" + "---:|" * (len(columns) + 3)]
         for r in rows:
             value = f"{r['value']} (base)" if r["base"] else str(r["value"])
             if "knn_top1" not in r:
-                lines.append(f"| {value} | not run yet | | | | |")
+                lines.append(f"| {value} | not run yet |" + " |" * (len(columns) + 2))
                 continue
-            top1 = f"**{r['knn_top1']:.1f}**" if r["knn_top1"] == best else f"{r['knn_top1']:.1f}"
+            cells = [f"**{r[key]:.1f}**" if r[key] == best[key] else f"{r[key]:.1f}" for key, _ in columns]
             loss = "" if r["final_epoch_loss"] is None else f"{r['final_epoch_loss']:.4f}"
-            lines.append(f"| {value} | {top1} | {r['knn_top5']:.1f} | {loss} | {r['steps']} | {r['seconds']} |")
+            lines.append(f"| {value} | " + " | ".join(cells) + f" | {loss} | {r['steps']} | {r['seconds']} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def plot(table: dict, path: Path) -> Path | None:
-    """k-NN top-1 against the mask ratio (the paper's Figure 5); None without two ratios run."""
-    points = sorted((r["value"], r["knn_top1"]) for r in table["rows"] if r["axis"] == "mask_ratios" and "knn_top1" in r)
-    if len(points) < 2:
+    """Top-1 against the mask ratio (the paper's Figure 5), one line per probe; None without two ratios run."""
+    rows = sorted((r for r in table["rows"] if r["axis"] == "mask_ratios" and "knn_top1" in r),
+                  key=lambda r: r["value"])
+    if len(rows) < 2:
         return None
     import matplotlib
 
@@ -228,10 +265,14 @@ def plot(table: dict, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.plot([100 * p[0] for p in points], [p[1] for p in points], marker="o")
+    for key, label in (("finetune_top1", "fine-tuning"), ("knn_top1", "k-NN")):
+        points = [(100 * r["value"], r[key]) for r in rows if key in r]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=label)
     ax.set_xlabel("masking ratio (%)")
-    ax.set_ylabel("k-NN top-1 (%)")
+    ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{table['settings']['epochs']} epochs per run", fontsize=9)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
