@@ -32,6 +32,7 @@ from ..viz import reconstruct, save_curves, save_reconstruction_png
 from ..weights import load_weights
 from . import distributed, fsdp, sharded_checkpoint
 from .checkpoint import load_model_state
+from .compile_plan import plan_compile
 from .config import config_to_dict
 from .downstream import SYNTHETIC_VAL_SEED, eval_crop_fraction
 from .knn import knn_monitor
@@ -150,7 +151,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
             scaler.load_state_dict(state["scaler"])
         step, epoch_loss = state["step"], list(state["epoch_loss"])
 
-    model = torch.compile(raw_model) if config.compile else raw_model
+    compile_model, compile_why = plan_compile(config, raw_model, (total_steps - step) * accum, precision, device, env)
+    model = torch.compile(raw_model) if compile_model else raw_model
     model = model if config.fsdp else distributed.wrap(model, env)
     normalize = Normalize(*default_mean_std(config.in_chans)).to(device)
     batches = TrainBatches(len(source), config.batch_size, config.epochs, config.seed,
@@ -170,6 +172,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     for line in recipe_lines:
         progress.write(line)
     progress.write(f"model: {config.model}, {format_count(params)} trainable parameters; {summary}")
+    progress.write(f"compile: {compile_why}")
     if resume_from is not None:
         done = " (the run is already complete; only the pictures are redrawn)" if step >= total_steps else ""
         progress.write(f"resuming from {resume_from} (step {step}){done}")

@@ -106,7 +106,9 @@ class PretrainConfig:
     precision: str = _set("auto", "fp32, bf16 (autocast), fp16 (autocast with a gradient "
                           "scaler), or auto: bf16 on a GPU that supports it, else fp16 on a GPU, "
                           "fp32 on CPU", choices=PRECISIONS)
-    compile: bool = _set(False, "torch.compile the model")
+    compile: bool | None = _opt("torch.compile the model; default: on when the estimated cold compile "
+                                "is at most 5%% of the run's eager time (one step is timed at start), "
+                                "kernels cached in ~/.cache/mae/inductor")
     fsdp: bool = _set(False, "shard parameters, gradients and optimizer state over the processes "
                       "(FSDP2 under torchrun; bf16 or fp32) instead of replicating them (DDP); "
                       "checkpoints are then sharded too (one file per process) and resume on any "
