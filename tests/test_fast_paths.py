@@ -70,7 +70,9 @@ def test_the_head_runs_on_the_removed_patches_only():
 
 def test_automatic_attention_path_choice():
     attn = Attention(64, num_heads=4)
-    short, long = torch.zeros(1, 4, 50, 16), torch.zeros(1, 4, Attention.PLAIN_CPU_MAX_TOKENS, 16)
+    limit = Attention.PLAIN_CPU_MAX_TOKENS[torch.bfloat16]
+    short, long = torch.zeros(1, 4, 50, 16), torch.zeros(1, 4, limit, 16)
+    assert not attn.use_sdpa(torch.zeros(1, 4, limit - 1, 16).bfloat16())
     assert attn.fused is None
     assert not attn.use_sdpa(short.bfloat16())  # plain: measured faster in bf16 on CPU
     assert attn.use_sdpa(long.bfloat16())  # SDPA catches up on long sequences

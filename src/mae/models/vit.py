@@ -82,13 +82,19 @@ class Attention(nn.Module):
 
     `fused=True` runs F.scaled_dot_product_attention (flash / memory-efficient kernels
     where available); `fused=False` is the plain matmul-softmax path. `fused=None` (the
-    default) picks per call: the plain path for short sequences in bf16 on CPU, where its
-    forward + backward measured 1.3-1.8x faster than SDPA's CPU kernel (docs/benchmarks.md),
-    SDPA elsewhere. All choices compute the same function.
+    default) picks per call: the plain path on CPU for sequences shorter than its dtype's
+    PLAIN_CPU_MAX_TOKENS, SDPA elsewhere. All choices compute the same function.
+
+    q, k and v are views into the one qkv matmul's output: SDPA reads them in place (its
+    scale is its default, 1/sqrt(head_dim)); the plain path's batched matmuls need each in
+    head-major order, and the scaling of q is that one copy of it.
     """
 
-    # above this many tokens SDPA's CPU kernel catches up with the plain path in bf16
-    PLAIN_CPU_MAX_TOKENS = 400
+    # plain path below this many tokens, per dtype, on CPU (benchmarks/attention_paths.py,
+    # docs/benchmarks.md): in bf16 its forward + backward is 1.5-4x faster than SDPA's CPU
+    # kernel up to 197 tokens, even at 401 and mostly slower at 785; in float32 SDPA is as
+    # fast or faster at every length (absent dtypes: SDPA always)
+    PLAIN_CPU_MAX_TOKENS = {torch.bfloat16: 400}
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, fused: bool | None = None):
         super().__init__()
@@ -116,12 +122,8 @@ class Attention(nn.Module):
     def use_sdpa(self, q: torch.Tensor) -> bool:
         if self.fused is not None:
             return self.fused
-        short_bf16_on_cpu = (
-            q.device.type == "cpu"
-            and q.dtype == torch.bfloat16
-            and q.shape[-2] < self.PLAIN_CPU_MAX_TOKENS
-        )
-        return not short_bf16_on_cpu
+        plain_is_faster = q.device.type == "cpu" and q.shape[-2] < self.PLAIN_CPU_MAX_TOKENS.get(q.dtype, 0)
+        return not plain_is_faster
 
 
 class Mlp(nn.Module):
