@@ -164,6 +164,24 @@ def test_full_head_variant_shares_our_weights_and_loss_and_costs_the_kept_patche
     assert extra == 6 * 32 * (8 * 8 * 3) * 4  # the head on the 4 kept patches (forward, both gradients)
 
 
+def test_each_side_trains_with_its_own_default_optimizer():
+    pytest.importorskip("transformers")
+    from mae.benchmarking.step import default_optimizers
+
+    variants = build_variants(["ours", "full-head", "hf"], "mae_vit_tiny_patch16", 0.75, **TINY)
+    optimizers = default_optimizers(variants)
+    assert optimizers["ours"] is optimizers["full-head"]  # shared weights, one state each
+    for name, betas, lr, decay in [("ours", (0.9, 0.95), 1.5e-4, 0.05), ("hf", (0.9, 0.999), 5e-5, 0.0)]:
+        optimizer = optimizers[name]
+        trained = {id(p) for p in variants[name].parameters() if p.requires_grad}
+        assert {id(p) for g in optimizer.param_groups for p in g["params"]} == trained
+        assert all(g["betas"] == betas and g["lr"] == lr and g["fused"] for g in optimizer.param_groups)
+        assert max(g["weight_decay"] for g in optimizer.param_groups) == decay
+    with pytest.raises(ValueError, match="--warmup"):  # refused before anything is compiled
+        run_benchmark(BenchSettings(img_size=32, batch=2, warmup=0), build_variants(
+            ["ours", "ours-compiled"], "mae_vit_tiny_patch16", 0.75, **TINY))
+
+
 def test_huggingface_twin_computes_our_loss():
     pytest.importorskip("transformers")
     variants = build_variants(["ours", "hf"], "mae_vit_tiny_patch16", 0.75, **TINY)
@@ -220,3 +238,27 @@ def test_command_writes_json_and_markdown(tmp_path, capsys):
 def test_command_refuses_bad_flags(argv, message, capsys):
     assert main(["bench", "--model", "mae_vit_tiny_patch16", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_vs_huggingface_script_reports_both_sides_with_mfu_and_load(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    import importlib.util
+    from pathlib import Path
+
+    import mae.benchmarking.runner as runner
+
+    monkeypatch.setattr(runner, "COMPILED_VARIANTS", ())  # ours-compiled eager here: compiling takes minutes
+    script = Path(__file__).parent.parent / "benchmarks" / "vs_huggingface.py"
+    spec = importlib.util.spec_from_file_location("vs_huggingface", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "vs.json"
+    assert module.main(["--models", "mae_vit_tiny_patch16", "--img-size", "32", "--batch", "2", "--steps", "2",
+                        "--precisions", "bf16", "--threads", "1", "--out", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["settings"]["precision"] for r in runs] == ["bf16"]
+    for run in runs:
+        assert [r["variant"] for r in run["results"]] == ["ours", "ours-compiled", "hf", "hf-eager", "hf-matmul"]
+        assert run["reference"] == "ours-compiled" and run["load_average_1min"] >= 0
+    rows = [line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| mae_vit_tiny")]
+    assert len(rows) == 1 and rows[0].count("%") == 3  # MFU of ours, compiled, HF

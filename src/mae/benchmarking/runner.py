@@ -23,7 +23,8 @@ from .measure import (
     synchronize,
     training_flops_per_image,
 )
-from .step import PRECISIONS, TrainStep, shared_optimizer
+from .step import PRECISIONS, TrainStep, default_optimizers
+from .variants import COMPILED_VARIANTS
 
 
 @dataclass
@@ -73,6 +74,9 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
     settings.check()
     if reference not in variants:
         raise ValueError(f"reference variant {reference!r} is not among {sorted(variants)}")
+    compiled = {name: settings.compile or name in COMPILED_VARIANTS for name in variants}
+    if any(compiled.values()) and settings.warmup < 1:
+        raise ValueError("a compiled variant needs --warmup >= 1, or compilation would be timed")
     device = torch.device(settings.device)
     img_size = to_2tuple(settings.img_size)
     geometries = {_geometry(model) for model in variants.values()}
@@ -85,8 +89,8 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
              for name, model in variants.items()}
     for model in variants.values():
         model.to(device).train()
-    optimizer = shared_optimizer(list(variants.values()))
-    steps = {name: TrainStep(model, optimizer, device, settings.precision, settings.compile)
+    optimizers = default_optimizers(variants)
+    steps = {name: TrainStep(model, optimizers[name], device, settings.precision, compiled[name])
              for name, model in variants.items()}
 
     gen = torch.Generator().manual_seed(settings.seed)
@@ -98,10 +102,12 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
         name: saved_activation_bytes(step.model, lambda s=step: s.loss(imgs, noise[0], settings.mask_ratio, eager=True))
         for name, step in steps.items()
     }
-    losses = {}
+    losses, first_step_s = {}, {}
     for r in range(settings.warmup):
         for name, step in steps.items():
-            losses[name] = step(imgs, noise[r], settings.mask_ratio)
+            with (timer := StepTimer(device)).region():
+                losses[name] = step(imgs, noise[r], settings.mask_ratio)
+            first_step_s.setdefault(name, timer.seconds()[0])  # with a cold compile for a compiled one
     peaks = {name: step_peak_bytes(device, lambda s=step: s(imgs, noise[0], settings.mask_ratio))
              for name, step in steps.items()}
 
@@ -128,6 +134,8 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
             variant=name,
             step_s_median=median,
             step_s=times[name],
+            compiled=compiled[name],
+            first_step_s=first_step_s.get(name),
             images_per_s=settings.batch / median,
             flops_per_image=flops[name],
             achieved_flops_per_s=achieved[name],

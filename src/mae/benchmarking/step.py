@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..engine.optim import adamw, param_groups
+from .variants import HuggingFaceMAE
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -28,6 +29,21 @@ def shared_optimizer(models: list[nn.Module], lr: float = 1.5e-4, weight_decay: 
             if params:
                 groups.append({**group, "params": params})
     return adamw(groups, lr)
+
+
+def huggingface_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """What transformers' Trainer (5.x, torch >= 2.8) builds by default: optim="adamw_torch_fused",
+    learning_rate 5e-5, adam betas (0.9, 0.999), eps 1e-8, weight_decay 0 (in its two groups)."""
+    return torch.optim.AdamW(param_groups(model, 0.0), lr=5e-5, betas=(0.9, 0.999), eps=1e-8, fused=True)
+
+
+def default_optimizers(variants: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+    """Each side with its own default optimizer: ours (and the variants sharing its weights) one
+    AdamW as our pretraining builds it; each Hugging Face twin the one its Trainer builds."""
+    ours = [model for model in variants.values() if not isinstance(model, HuggingFaceMAE)]
+    shared = shared_optimizer(ours) if ours else None
+    return {name: huggingface_optimizer(model) if isinstance(model, HuggingFaceMAE) else shared
+            for name, model in variants.items()}
 
 
 class TrainStep:

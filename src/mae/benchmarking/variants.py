@@ -1,6 +1,8 @@
 """The models a benchmark runs side by side, built from one named config.
 
     ours          MaskedAutoencoder (encoder on visible patches only)
+    ours-compiled the same model (shared) through torch.compile, as a long pretraining run
+                  runs it by default (mae.engine.compile_plan)
     full-head     ours, its decoder head predicting every patch (return_pred=True), as the
                   step did before the head ran on the removed patches only
     mask-token    the Table 2 baseline: encoder on all patches with mask tokens
@@ -22,7 +24,8 @@ from ..models.mae import MaskedAutoencoder
 from ..models.vit import Attention
 from ..models.zoo import model_config
 
-VARIANTS = ("ours", "full-head", "mask-token", "hf", "hf-eager", "hf-matmul")
+VARIANTS = ("ours", "ours-compiled", "full-head", "mask-token", "hf", "hf-eager", "hf-matmul")
+COMPILED_VARIANTS = ("ours-compiled",)  # compiled by the benchmark whatever its --compile
 
 ENCODER_PARTS = ("patch_embed", "cls_token", "pos_embed", "blocks", "norm")
 DECODER_PARTS = ("mask_token", "decoder_pos_embed", "decoder_embed", "decoder_blocks",
@@ -114,7 +117,7 @@ def build_variants(names, model: str, mask_ratio: float, fused_attention: bool |
     ours = MaskedAutoencoder(**config)
     built = {}
     for name in names:
-        if name == "ours":
+        if name in ("ours", "ours-compiled"):
             built[name] = ours
         elif name == "full-head":
             built[name] = FullHead(ours)
