@@ -1,4 +1,5 @@
-"""Numbers in messages: `plural(1, "image")` -> "1 image", `format_count(1540)` -> "1.54k"."""
+"""Numbers in messages: `plural(1, "image")` -> "1 image", `format_count(1540)` -> "1.54k",
+`format_size((32, 48))` -> "32x48 px"."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -11,3 +12,11 @@ def format_count(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.3g}{suffix}"
     return str(n)
+
+
+def format_size(size) -> str:
+    """An image size (a side, or (height, width)) as "32 px" or "32x48 px" (height x width)."""
+    if isinstance(size, int):
+        return f"{size} px"
+    height, width = size
+    return f"{height} px" if height == width else f"{height}x{width} px"

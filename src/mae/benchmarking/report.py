@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..text import format_size
 from ..threads import cpu_name
 from ..weights import atomic_write
 
@@ -36,7 +37,7 @@ def _mib(n: int | None) -> str:
 def markdown_table(run: dict) -> str:
     """One row per variant; `x ours` is its step time over the reference's, paired per round."""
     s = run["settings"]
-    title = (f"{run.get('model', '')} {s['img_size']}px, batch {s['batch']}, mask {s['mask_ratio']}, "
+    title = (f"{run.get('model', '')} {format_size(s['img_size'])}, batch {s['batch']}, mask {s['mask_ratio']}, "
              f"{s['precision']}{', compiled' if s['compile'] else ''}, {s['device']}; "
              f"peak {run['peak_flops_per_s'] / 1e12:.2f} TFLOP/s ({run['matmul_dtype']}, best of the "
              f"matmuls and the steps)")

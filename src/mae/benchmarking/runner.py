@@ -29,7 +29,7 @@ from .variants import COMPILED_VARIANTS
 
 @dataclass
 class BenchSettings:
-    img_size: int = 224
+    img_size: int | tuple[int, int] = 224  # a side, or (height, width)
     batch: int = 32
     mask_ratio: float = 0.75
     precision: str = "fp32"  # "fp32" | "bf16" (autocast, float32 master weights)
@@ -43,7 +43,7 @@ class BenchSettings:
         """Refuse bad settings with a clear message before anything is built."""
         if self.batch < 1:
             raise ValueError(f"--batch must be >= 1, got {self.batch}")
-        if self.img_size < 1:
+        if min(to_2tuple(self.img_size)) < 1:
             raise ValueError(f"--img-size must be >= 1, got {self.img_size}")
         if self.steps < 1 or self.warmup < 0:
             raise ValueError(f"--steps must be >= 1 and --warmup >= 0, got {self.steps}, {self.warmup}")

@@ -8,6 +8,7 @@ import torch
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
+from ..engine.config import parse_size
 from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
 
@@ -17,7 +18,8 @@ HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally be
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="mae_vit_base_patch16", metavar="NAME",
                         help=f"named model: {', '.join(model_names())}")
-    parser.add_argument("--img-size", type=int, default=224, help="input resolution (pixels, square)")
+    parser.add_argument("--img-size", nargs="+", default=[224], metavar=("SIZE", "WIDTH"),
+                        help="input resolution in pixels: one number (a square) or two (height width) (default: 224)")
     parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=32, help="images per step")
     parser.add_argument("--mask-ratio", type=float, default=0.75, help="fraction of patches removed")
     parser.add_argument("--decoder-depth", type=int, default=None, help="override the config's decoder depth")
@@ -44,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.img_size = parse_size(args.img_size, "--img-size")
     settings = BenchSettings(
         img_size=args.img_size, batch=args.batch, mask_ratio=args.mask_ratio, precision=args.precision,
         compile=args.compile, device=args.device, steps=args.steps, warmup=args.warmup, seed=args.seed,
@@ -85,9 +88,11 @@ def command_line(args: argparse.Namespace) -> str:
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             words.append(flag if value else "--no-" + key.replace("_", "-"))
-        elif isinstance(value, list):
+        elif isinstance(value, list):  # a flag given once per item (--compare)
             for item in value:
                 words += [flag, str(item)]
+        elif isinstance(value, tuple):  # one flag with several values (--img-size H W)
+            words += [flag, *map(str, value)]
         else:
             words += [flag, str(value)]
     return shlex.join(words)

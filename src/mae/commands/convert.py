@@ -7,6 +7,7 @@ loaded strictly first, so a conversion never writes weights that do not form a m
 
 import argparse
 
+from ..engine.config import parse_size
 from ..interop import DECODER_PREFIXES
 from ..weights import EXPORT_LAYOUTS, export_model, load_model_with_guesses
 
@@ -27,21 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
                         help="record norm-pix targets (default: as the source says; official "
                         "weights without args say no, and the report says it was inferred)")
-    parser.add_argument("--img-size", type=image_size, default=None, metavar="N or HxW",
-                        help="export at this input size: position tables resampled in 2-D "
-                        "(e.g. 512 for segmentation); also the grid of a non-square source "
-                        "saved without a config")
-
-
-def image_size(text: str) -> int | tuple[int, int]:
-    """'512' -> 512, '512x1024' -> (512, 1024)."""
-    try:
-        sides = [int(side) for side in text.lower().split("x")]
-    except ValueError:
-        sides = []
-    if len(sides) not in (1, 2) or min(sides, default=0) < 1:
-        raise argparse.ArgumentTypeError(f"expected N or HxW in pixels (e.g. 512 or 512x1024), got {text!r}")
-    return sides[0] if len(sides) == 1 else tuple(sides)
+    parser.add_argument("--img-size", nargs="+", default=None, metavar=("SIZE", "WIDTH"),
+                        help="export at this input size in pixels, one number (a square) or two (height "
+                        "width): position tables resampled in 2-D (e.g. 512 for segmentation); also the "
+                        "grid of a non-square source saved without a config")
 
 
 def model_overrides(args: argparse.Namespace) -> dict:
@@ -57,7 +47,7 @@ def model_overrides(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     overrides = model_overrides(args)
     if args.img_size is not None:
-        overrides["img_size"] = args.img_size
+        overrides["img_size"] = parse_size(args.img_size, "--img-size")
     model, guessed = load_model_with_guesses(args.src, **overrides)
     report = export_model(model, args.dst, args.to, encoder_only=args.encoder_only)
     if any(k.startswith(DECODER_PREFIXES) for k in report.dropped):  # what only the decoder used is gone

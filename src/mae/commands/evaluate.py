@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import SYNTHETIC, ImageFolder, Normalize, SyntheticShapes, default_mean_std
+from ..data import SYNTHETIC, ImageFolder, Normalize, SyntheticShapes, default_mean_std, rendered_side
 from ..data.class_subsets import check_same_classes, class_subset, read_class_mapping
 from ..engine import distributed
 from ..engine.config import add_config_arguments, config_from_args
@@ -45,9 +45,9 @@ def classifier_file(checkpoint: str) -> str:
     return str(best) if best.is_file() else checkpoint
 
 
-def evaluation_data(config: EvalConfig, img_size: int):
+def evaluation_data(config: EvalConfig, img_size: tuple[int, int]):
     if config.data in (None, SYNTHETIC):
-        return SyntheticShapes(config.synthetic_val_size, 2 * img_size, SYNTHETIC_VAL_SEED)
+        return SyntheticShapes(config.synthetic_val_size, rendered_side(img_size), SYNTHETIC_VAL_SEED)
     source = ImageFolder(config.data, strict=config.strict_data)
     if not source.classes:
         raise ValueError(f"--data {config.data} has no class subfolders (labels come from them)")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     model, _ = build_classifier(load_encoder(path), num_classes=None, global_pool=None, drop_path_rate=0.0,
                                 img_size=config.img_size, name=path)
     num_outputs = model.num_classes
-    img_size = model.config["img_size"][0]
+    img_size = tuple(model.config["img_size"])  # (height, width)
     env = distributed.DistEnv(device=device)
     normalize = Normalize(*default_mean_std(model.config["in_chans"])).to(device)
 

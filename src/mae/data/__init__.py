@@ -12,7 +12,7 @@ from .loader import SYNTHETIC, KeyedImages, build_source, check_image_sizes, mak
 from .sampler import EvalBatches, TrainBatches, epoch_order, steps_per_epoch
 from .shards import TarShards
 from .source import ImageSource
-from .synthetic import SHAPES, SyntheticShapes
+from .synthetic import SHAPES, SyntheticShapes, rendered_side
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -36,6 +36,7 @@ __all__ = [
     "RandomResizedCrop",
     "ResizeCenterCrop",
     "SyntheticShapes",
+    "rendered_side",
     "TarShards",
     "TrainBatches",
     "build_source",

@@ -8,7 +8,7 @@ Each is a transform (PIL image, numpy Generator) -> uint8 [C, H, W], like those 
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from .transforms import RandomResizedCrop, ResizeCenterCrop, _decode_region, _to_tensor
+from .transforms import RandomResizedCrop, ResizeCenterCrop, _decode_region, _to_tensor, fitted_box
 
 AUGMENTATIONS = ("none", "crop", "rrc", "rrc_jitter")
 FIXED_CROP_FRACTION = 0.875  # the fixed crop covers this much of the shorter side (224 of 256)
@@ -16,17 +16,18 @@ JITTER = 0.4  # brightness, contrast and saturation factors drawn from [1 - JITT
 
 
 class FixedSizeCrop:
-    """A square of `FIXED_CROP_FRACTION` of the shorter side at a random position, resized to
-    `size` (a 224 crop of the image resized to 256), then a horizontal flip with probability 1/2."""
+    """A box of the output's shape, `FIXED_CROP_FRACTION` of the largest that fits (for a square: of
+    the shorter side), at a random position, resized to `size` (a side, or (height, width); a 224
+    crop of the image resized to 256), then a horizontal flip with probability 1/2."""
 
-    def __init__(self, size: int, channels: int = 3):
+    def __init__(self, size: int | tuple[int, int], channels: int = 3):
         self.size, self.channels = size, channels
 
     def __call__(self, img: Image.Image, rng: np.random.Generator):
-        side = round(min(img.size) * FIXED_CROP_FRACTION)
-        left = int(rng.integers(0, img.width - side + 1))
-        top = int(rng.integers(0, img.height - side + 1))
-        out = _decode_region(img, (left, top, left + side, top + side), self.size, self.channels)
+        box_w, box_h = (round(side) for side in fitted_box(*img.size, self.size, FIXED_CROP_FRACTION))
+        left = int(rng.integers(0, img.width - box_w + 1))
+        top = int(rng.integers(0, img.height - box_h + 1))
+        out = _decode_region(img, (left, top, left + box_w, top + box_h), self.size, self.channels)
         if rng.random() < 0.5:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
         return _to_tensor(out, self.channels)
@@ -45,7 +46,7 @@ class JitteredCrop(RandomResizedCrop):
         return _to_tensor(out, self.channels)
 
 
-def pretrain_transform(augmentation: str, size: int, crop_scale=(0.2, 1.0), channels: int = 3):
+def pretrain_transform(augmentation: str, size: int | tuple[int, int], crop_scale=(0.2, 1.0), channels: int = 3):
     """The named augmentation of Table 1(e) at `size` pixels (crop_scale: the random resized crop's)."""
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {augmentation!r}")

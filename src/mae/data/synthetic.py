@@ -100,6 +100,12 @@ def render_with_mask(seed: int, index: int, size: int) -> tuple[np.ndarray, np.n
     return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), mask, label
 
 
+def rendered_side(img_size) -> int:
+    """The side the built-in dataset renders for a model of `img_size` (a side, or (height, width)):
+    twice the longer side, so that the crop always has pixels to take."""
+    return 2 * (img_size if isinstance(img_size, int) else max(img_size))
+
+
 class SyntheticShapes(ImageSource):
     """`num_images` labelled images of `size` x `size` pixels, a function of (seed, index).
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..models.vit import to_2tuple
 from .images import decode_image, oriented_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -27,14 +28,23 @@ def default_mean_std(channels: int) -> tuple[tuple, tuple]:
     return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GRAY_MEAN, GRAY_STD)
 
 
-def _decode_region(img: Image.Image, box: tuple[float, float, float, float], out: int, channels: int):
+def fitted_box(width: float, height: float, size, fraction: float) -> tuple[float, float]:
+    """(width, height) of the largest box of the output's shape (`size`: a side, or (height, width))
+    inside a width x height image, scaled by `fraction`: for a square, `fraction` of the shorter side."""
+    out_h, out_w = to_2tuple(size)
+    scale = min(width / out_w, height / out_h) * fraction
+    return out_w * scale, out_h * scale
+
+
+def _decode_region(img: Image.Image, box: tuple[float, float, float, float], out, channels: int):
     """Decode `img` (header read only) and resample `box` (left, top, right, bottom, in the
-    upright frame of `oriented_size`) to out x out."""
+    upright frame of `oriented_size`) to `out` (a side, or (height, width))."""
     # draft picks the largest JPEG DCT reduction (1/2, 1/4, 1/8) that keeps the crop >= `out`;
     # it scales both sides alike, so the box scales the same in the upright frame
     stored_w, stored_h = img.size
+    out_h, out_w = to_2tuple(out)
     crop_w, crop_h = box[2] - box[0], box[3] - box[1]
-    reduce = min(crop_w, crop_h) / out
+    reduce = min(crop_w / out_w, crop_h / out_h)
     scale = 1.0
     if reduce >= 2:
         wanted = (math.ceil(stored_w / reduce), math.ceil(stored_h / reduce))
@@ -44,7 +54,7 @@ def _decode_region(img: Image.Image, box: tuple[float, float, float, float], out
     img = decode_image(img, channels)
     box = tuple(v * scale for v in box)
     # reducing_gap: a cheap integer box reduction first for large downscales
-    return img.resize((out, out), Image.BICUBIC, box=box, reducing_gap=3.0)
+    return img.resize((out_w, out_h), Image.BICUBIC, box=box, reducing_gap=3.0)
 
 
 def _to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
@@ -60,7 +70,8 @@ class RandomResizedCrop:
     ten tries for a box that fits, else the largest centred box of a clamped aspect ratio.
     """
 
-    def __init__(self, size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip: float = 0.5, channels: int = 3):
+    def __init__(self, size: int | tuple[int, int], scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip: float = 0.5,
+                 channels: int = 3):
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {tuple(scale)}")
         self.size, self.scale, self.ratio, self.flip, self.channels = size, tuple(scale), tuple(ratio), flip, channels
@@ -101,19 +112,20 @@ class RandomResizedCrop:
 
 
 class ResizeCenterCrop:
-    """Deterministic evaluation view: the centred square covering `crop_fraction` of the
-    shorter side, resized to `size` (0.875 is the usual 224-of-256 view; 1.0 keeps it all)."""
+    """Deterministic evaluation view: the centred box of the output's shape covering `crop_fraction`
+    of the largest that fits (for a square: of the shorter side), resized to `size` (a side, or
+    (height, width); 0.875 is the usual 224-of-256 view; 1.0 keeps it all)."""
 
-    def __init__(self, size: int, crop_fraction: float = 0.875, channels: int = 3):
+    def __init__(self, size: int | tuple[int, int], crop_fraction: float = 0.875, channels: int = 3):
         if not 0 < crop_fraction <= 1:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.size, self.crop_fraction, self.channels = size, crop_fraction, channels
 
     def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
         width, height = oriented_size(img)
-        side = min(width, height) * self.crop_fraction
-        left, top = (width - side) / 2, (height - side) / 2
-        out = _decode_region(img, (left, top, left + side, top + side), self.size, self.channels)
+        box_w, box_h = fitted_box(width, height, self.size, self.crop_fraction)
+        left, top = (width - box_w) / 2, (height - box_h) / 2
+        out = _decode_region(img, (left, top, left + box_w, top + box_h), self.size, self.channels)
         return _to_tensor(out, self.channels)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import Normalize, build_source, default_mean_std
+from ..data import Normalize, build_source, default_mean_std, rendered_side
 from ..data.augmentations import AUGMENTATIONS
 from ..masking import MASK_TYPES
 from ..models import create_model
@@ -161,7 +161,7 @@ def _check_run_directory(run: Run) -> None:
 
 def probe(config: PretrainConfig) -> dict:
     """k-NN top-1 / top-5 of the cls features of the run's newest checkpoint."""
-    source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
+    source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size), config.seed)
     model = load_model(config.output_dir)
     normalize = Normalize(*default_mean_std(config.in_chans))
     with torch.no_grad():
@@ -190,7 +190,7 @@ def ablate(config: AblateConfig) -> dict:
     base = runs[0].config
     for run in runs:
         _check_run_directory(run)
-    _knn_loaders(base, build_source(base.data, base.strict_data, base.synthetic_size, 2 * base.img_size,
+    _knn_loaders(base, build_source(base.data, base.strict_data, base.synthetic_size, rendered_side(base.img_size),
                                     base.seed), False)  # labelled data and a held-out set, checked first
     if config.threads is not None:
         torch.set_num_threads(config.threads)

@@ -7,7 +7,9 @@ config is written back as YAML, which `--config` accepts again.
 
 Supported field types: bool (`--flag` / `--no-flag`), int, float, str, `X | None`
 (`none` on the command line), fixed-length tuples (`--crop-scale 0.2 1.0`) and lists,
-`tuple[X, ...]` (`--mask-ratios 0.5 0.75`; a YAML list; `choices` apply to each item).
+`tuple[X, ...]` (`--mask-ratios 0.5 0.75`; a YAML list; `choices` apply to each item), and
+`Size` (`--img-size 224` for a square, `--img-size 160 256` for height x width; in YAML a
+number or a list of two; kept as an int when square, else as (height, width)).
 """
 
 import argparse
@@ -23,6 +25,7 @@ import yaml
 from .files import write_text_atomic
 
 NONE_WORDS = ("none", "null")
+Size = int | tuple[int, int]  # an image size: a square's side, or (height, width)
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the recipes of a clone: --config NAME
 
 
@@ -36,8 +39,17 @@ def _field_type(cls, name: str):
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
-        return rest[0], True
+        return (rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]), True
     return hint, False
+
+
+def parse_size(value, where: str) -> Size:
+    """One side (a square) or two (height, width) -> an int when square, else (height, width)."""
+    sides = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(sides) not in (1, 2):
+        raise ValueError(f"{where} needs one number (a square) or two (height width), got {value!r}")
+    height, width = (_scalar(int, side, where) for side in (sides * 2)[:2])
+    return height if height == width else (height, width)
 
 
 def coerce(cls, name: str, value, source: str):
@@ -48,6 +60,8 @@ def coerce(cls, name: str, value, source: str):
         if optional:
             return None
         raise ValueError(f"{where} may not be empty")
+    if base == Size:
+        return parse_size(value, where)
     choices = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("choices")
     if typing.get_origin(base) is tuple and typing.get_args(base)[1:] == (Ellipsis,):
         if not isinstance(value, (list, tuple)):
@@ -116,6 +130,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         kwargs = dict(dest=field.name, default=argparse.SUPPRESS, help=help_text)
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif base == Size:
+            kwargs.update(nargs="+", metavar=("SIZE", "WIDTH"))
         elif typing.get_origin(base) is tuple and typing.get_args(base)[1:] == (Ellipsis,):
             kwargs.update(nargs="*", metavar=field.metadata.get("metavar", field.name.upper().rstrip("S")))
         elif typing.get_origin(base) is tuple:

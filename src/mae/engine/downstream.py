@@ -26,10 +26,11 @@ import torch.nn.functional as F
 
 from ..data import (
     SHAPES, SYNTHETIC, DataWarning, EvalBatches, ImageSource, KeyedImages, Normalize, RandomResizedCrop,
-    ResizeCenterCrop, SyntheticShapes, TrainBatches, build_source, default_mean_std, make_loader, steps_per_epoch,
+    ResizeCenterCrop, SyntheticShapes, TrainBatches, build_source, default_mean_std, make_loader, rendered_side,
+    steps_per_epoch,
 )
 from ..data.class_subsets import ClassSubset, check_same_classes
-from ..models.vit import VisionTransformer
+from ..models.vit import VisionTransformer, to_2tuple
 from ..text import format_count
 from ..viz import save_curves
 from ..weights import constructor_kwargs, load_encoder, load_model, save_model
@@ -95,19 +96,19 @@ def folder_sources(data: str, strict: bool = False) -> tuple[ImageSource, ImageS
     return train, val
 
 
-def synthetic_sources(config: DownstreamConfig, img_size: int) -> tuple[ImageSource, ImageSource]:
+def synthetic_sources(config: DownstreamConfig, img_size) -> tuple[ImageSource, ImageSource]:
     """The built-in dataset: the images pretraining sees for training, others for validation."""
-    size = 2 * img_size  # as pretraining renders them
+    size = rendered_side(img_size)  # as pretraining renders them
     return (SyntheticShapes(config.synthetic_size, size, SYNTHETIC_TRAIN_SEED),
             SyntheticShapes(config.synthetic_val_size, size, SYNTHETIC_VAL_SEED))
 
 
-def eval_crop_fraction(img_size: int) -> float:
-    """The official evaluation view: 224 of 256 up to 224 pixels, the whole image above."""
-    return 224 / 256 if img_size <= 224 else 1.0
+def eval_crop_fraction(img_size) -> float:
+    """The official evaluation view: 224 of 256 up to 224 pixels (the longer side), the whole image above."""
+    return 224 / 256 if max(to_2tuple(img_size)) <= 224 else 1.0
 
 
-def eval_loader(source: ImageSource, img_size: int, channels: int, batch_size: int, num_workers: int,
+def eval_loader(source: ImageSource, img_size, channels: int, batch_size: int, num_workers: int,
                 env: distributed.DistEnv, crop_fraction: float | None = None, strict: bool = False):
     """Resize + centre crop (default: the official evaluation view), batches in index order."""
     crop_fraction = eval_crop_fraction(img_size) if crop_fraction is None else crop_fraction
@@ -224,7 +225,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
                          "the training data")
     torch.manual_seed(config.seed)  # the fresh head (and fc_norm)
     raw_model, report = recipe.build(config, encoder_source(config), num_classes)
-    img_size = raw_model.config["img_size"][0]
+    img_size = tuple(raw_model.config["img_size"])  # (height, width)
     if synthetic:
         train_source, val_source = synthetic_sources(config, img_size)
     channels = raw_model.config["in_chans"]

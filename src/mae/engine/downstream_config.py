@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..models.linear import MATMUL_BACKENDS
+from ..models.vit import to_2tuple
 from ..threads import default_workers
-from .config import flag
+from .config import Size, flag
 from .pretrain_config import PRECISIONS, RESUME_HELP
 from .seeding import check_seed
 
@@ -57,8 +58,9 @@ class DownstreamConfig:
     num_workers: int = _set(default_workers(), "data loader worker processes per training process; "
                             "default: the cores this process may use, less one, at most 8")
     # model
-    img_size: int | None = _opt("input resolution (default: the checkpoint's); the position table "
-                                "is resampled in 2-D")
+    img_size: Size | None = _opt("input resolution in pixels: one number (a square) or two (height width), "
+                                 "each divisible by the patch size (default: the checkpoint's); the position "
+                                 "table is resampled in 2-D")
     # optimisation
     epochs: int | None = _opt("training epochs; default: about 1000 steps' worth, at most the paper's "
                               "(100 fine-tuning, 90 linear probing)")
@@ -104,8 +106,8 @@ class DownstreamConfig:
     def validate(self) -> None:
         for name in ("accum_iter", "log_every", "keep_last", "synthetic_size", "synthetic_val_size"):
             _need(self, getattr(self, name) >= 1, name, "must be at least 1")
-        for name in ("epochs", "batch_size", "num_classes", "img_size", "effective_batch", "threads",
-                     "eval_batch_size"):
+        _need(self, self.img_size is None or min(to_2tuple(self.img_size)) >= 1, "img_size", "must be at least 1")
+        for name in ("epochs", "batch_size", "num_classes", "effective_batch", "threads", "eval_batch_size"):
             _need(self, getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("num_workers", "min_lr", "weight_decay"):
             _need(self, getattr(self, name) >= 0, name, "must not be negative")
@@ -201,7 +203,8 @@ class EvalConfig:
     imagenet_r: str | None = _opt("robustness: ImageNet-R (200 class folders), scored over its 200 "
                                   "classes", metavar="DIR")
     imagenet_sketch: str | None = _opt("robustness: ImageNet-Sketch (1000 class folders)", metavar="DIR")
-    img_size: int | None = _opt("input resolution (default: the checkpoint's)")
+    img_size: Size | None = _opt("input resolution in pixels: one number (a square) or two (height width) "
+                                 "(default: the checkpoint's)")
     batch_size: int = _set(128, "images per evaluation step")
     num_workers: int = _set(min(4, default_workers()), "data loader worker processes; default: the "
                             "cores this process may use, less one, at most 4")
@@ -229,4 +232,4 @@ class EvalConfig:
         for name in ("batch_size", "synthetic_val_size"):
             _need(self, getattr(self, name) >= 1, name, "must be at least 1")
         _need(self, self.num_workers >= 0, "num_workers", "must not be negative")
-        _need(self, self.img_size is None or self.img_size >= 1, "img_size", "must be at least 1")
+        _need(self, self.img_size is None or min(to_2tuple(self.img_size)) >= 1, "img_size", "must be at least 1")

@@ -20,14 +20,15 @@ import torch
 
 from ..data import (
     SYNTHETIC, DataWarning, ImageSource, KeyedImages, Normalize, ResizeCenterCrop, SyntheticShapes,
-    TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, steps_per_epoch,
+    TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, rendered_side, steps_per_epoch,
 )
 from ..data.augmentations import pretrain_transform
 from ..data.class_subsets import check_same_classes
 from ..data.loader import warn_split_folders
 from ..masking import shape_noise
 from ..models import create_model
-from ..text import format_count
+from ..models.vit import to_2tuple
+from ..text import format_count, format_size
 from ..viz import reconstruct, save_curves, save_reconstruction_png
 from ..weights import load_weights
 from . import distributed, fsdp, sharded_checkpoint
@@ -77,7 +78,7 @@ def _preview_batch(config: PretrainConfig, source, normalize: Normalize, device)
     """Fixed images for the reconstruction picture: unseen ones for the built-in dataset,
     evenly spread ones otherwise; the whole image, resized (no augmentation)."""
     if config.data in (None, SYNTHETIC):
-        source = SyntheticShapes(config.preview_images, 2 * config.img_size, seed=config.seed + 1)
+        source = SyntheticShapes(config.preview_images, rendered_side(config.img_size), seed=config.seed + 1)
     picks = _spread(config.preview_images, len(source))
     view = KeyedImages(source, ResizeCenterCrop(config.img_size, 1.0, config.in_chans), strict=config.strict_data)
     return normalize(torch.stack([view[i][0] for i in picks]).to(device))
@@ -94,7 +95,7 @@ def _knn_loaders(config: PretrainConfig, source: ImageSource, pin_memory: bool) 
         check_same_classes(source.classes, val.classes, f"training data ({config.data})",
                            f"--knn-val-data ({config.knn_val_data})")
     elif config.data in (None, SYNTHETIC):
-        val = SyntheticShapes(config.knn_images, 2 * config.img_size, SYNTHETIC_VAL_SEED + config.seed)
+        val = SyntheticShapes(config.knn_images, rendered_side(config.img_size), SYNTHETIC_VAL_SEED + config.seed)
     else:
         raise ValueError("--knn-every-epochs needs --knn-val-data (a folder with a subfolder per class "
                          "of the training data) unless the training data is the built-in dataset")
@@ -115,8 +116,9 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     if not env.is_main:
         for category in (DataWarning, RecipeWarning):
             warnings.filterwarnings("ignore", category=category)
-    source = build_source(config.data, config.strict_data, config.synthetic_size, 2 * config.img_size, config.seed)
-    check_image_sizes(source, config.img_size, config.strict_data)
+    source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size),
+                          config.seed)
+    check_image_sizes(source, max(to_2tuple(config.img_size)), config.strict_data)
     data = data_identity(config.data, source)
     warn_split_folders(source, config.data)
     config, recipe_lines, plan = plan_run(config, env, len(source))
@@ -171,7 +173,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     progress.write(f"data: {source!r}")
     for line in recipe_lines:
         progress.write(line)
-    progress.write(f"model: {config.model}, {format_count(params)} trainable parameters; {summary}")
+    progress.write(f"model: {config.model} at {format_size(config.img_size)}, {format_count(params)} trainable "
+                   f"parameters; {summary}")
     progress.write(f"compile: {compile_why}")
     if resume_from is not None:
         done = " (the run is already complete; only the pictures are redrawn)" if step >= total_steps else ""
@@ -223,7 +226,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         rec = reconstruct(whole, imgs, config.mask_ratio, noise.to(device), mean, std, config.mask_type)
         arch = raw_model.config
         title = (f"ViT width {arch['embed_dim']}, depth {arch['depth']}, patch {arch['patch_size']}, "
-                 f"{config.img_size}px: after {step} steps ({step / epoch_steps:.3g} epochs)")
+                 f"{format_size(config.img_size)}: after {step} steps ({step / epoch_steps:.3g} epochs)")
         save_reconstruction_png(rec, run_dir / name, title)
         records = [r for r in read_metrics(run_dir) if "loss" in r]
         if records:

@@ -7,10 +7,12 @@ from typing import ClassVar
 from ..data.augmentations import AUGMENTATIONS
 from ..masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ..models.linear import MATMUL_BACKENDS
+from ..models.vit import to_2tuple
 from ..models.zoo import CONFIGS, model_names
 from ..targets import model_target
+from ..text import format_size
 from ..threads import default_workers
-from .config import flag
+from .config import Size, flag
 from .seeding import check_seed
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -30,6 +32,21 @@ RESUME_HELP = (
     "one); or a checkpoint / run directory. A resume must use the run's data and settings, except "
     "(the global batch staying the same): {}"
 )
+
+
+def check_img_size(img_size: Size, patch: int, whose: str = "") -> None:
+    """A ValueError naming --img-size unless each side is positive and divisible by the patch size."""
+    sides = to_2tuple(img_size)
+
+    def shown(values) -> str:
+        return str(values[0]) if values[0] == values[1] else f"{values[0]} {values[1]}"
+
+    if min(sides) < 1:
+        raise ValueError(f"--img-size must be at least 1, got {shown(sides)}")
+    if any(side % patch for side in sides):
+        fitting = [max(patch, side // patch * patch) for side in sides]
+        raise ValueError(f"--img-size {shown(sides)} is not divisible by --patch-size {patch}{whose}; give "
+                         f"multiples of {patch} (e.g. --img-size {shown(fitting)})")
 
 
 def _opt(help_text: str, **extra):
@@ -64,7 +81,8 @@ class PretrainConfig:
     # model
     model: str = _set("mae_vit_base_patch16", "named model: " + ", ".join(model_names()),
                       choices=tuple(model_names()), metavar="NAME")
-    img_size: int = _set(224, "input resolution (pixels, square)")
+    img_size: Size = _set(224, "input resolution in pixels: one number (a square) or two (height width), "
+                          "each divisible by the patch size")
     in_chans: int = _set(3, "image channels (3: RGB; 1: grayscale)", choices=(1, 3))
     patch_size: int | None = _opt("patch size; default: the named model's")
     embed_dim: int | None = _opt("encoder width; default: the named model's")
@@ -166,15 +184,17 @@ class PretrainConfig:
         except ValueError as err:
             raise ValueError(f"{flag('target')}: {err}") from None
         patch = self.patch_size or CONFIGS[self.model]["patch_size"]
+        check_img_size(self.img_size, patch, "" if self.patch_size else f" (the patch size of {self.model})")
+        grid = tuple(side // patch for side in to_2tuple(self.img_size))
         try:
-            check_mask_type(self.mask_type, self.mask_ratio, (self.img_size // patch,) * 2)
+            check_mask_type(self.mask_type, self.mask_ratio, grid)
         except ValueError as err:
             raise ValueError(f"{flag('mask_type')} {self.mask_type}: {err}") from None
-        patches = max(1, self.img_size // patch) ** 2
+        patches = grid[0] * grid[1]
         need(num_kept(patches, self.mask_ratio) >= 1, "mask_ratio",
-             f"leaves no visible patch of the {patches} of a {self.img_size}-pixel image in "
+             f"leaves no visible patch of the {patches} of a {format_size(self.img_size)} image in "
              f"{patch}-pixel patches (at most {1 - 1 / patches:g})")
-        for name in ("accum_iter", "img_size", "log_every", "keep_last", "preview_images", "synthetic_size",
+        for name in ("accum_iter", "log_every", "keep_last", "preview_images", "synthetic_size",
                      "knn_images"):
             need(getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("num_workers", "save_every_steps", "save_every_epochs", "preview_every_epochs",

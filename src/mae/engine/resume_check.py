@@ -37,6 +37,9 @@ def data_identity(data: str | None, *sources) -> dict:
 
 
 def _shown(value) -> str:
+    """As the flag takes it: `none`, `0.9 0.95` for a list."""
+    if isinstance(value, list):
+        return " ".join(map(str, value))
     return "none" if value is None else str(value)
 
 
