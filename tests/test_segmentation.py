@@ -3,6 +3,8 @@ as mmsegmentation computes them, sliding windows, the schedule, and `mae segment
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -112,6 +114,32 @@ def ade_folder(root, pairs=3):
     return root
 
 
+def turned_pair(root, mask_frame, turn=6):
+    """One validation pair whose image is stored turned (EXIF orientation `turn`), shown 48 wide and 32
+    high: red left (class 1), blue right (class 2); the mask drawn on the picture `shown` or as `stored`."""
+    shown = np.zeros((32, 48, 3), np.uint8)
+    shown[:, :24], shown[:, 24:] = (255, 0, 0), (0, 0, 255)
+    mask = np.where(np.arange(48) < 24, 1, 2).astype(np.uint8)[None].repeat(32, 0)
+    stored = {6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180}[turn]
+    exif = Image.Exif()
+    exif[0x0112] = turn
+    Image.fromarray(shown).transpose(stored).save(root / "images" / "validation" / "phone.png", exif=exif)
+    mask = Image.fromarray(mask)
+    (mask.transpose(stored) if mask_frame == "stored" else mask).save(root / "annotations" / "validation" / "phone.png")
+
+
+@pytest.mark.parametrize("mask_frame", ["shown", "stored"])
+def test_a_turned_image_comes_upright_with_its_mask_in_the_same_frame(tmp_path, mask_frame):
+    data = ade_folder(tmp_path / "ade", pairs=1)
+    turned_pair(data, mask_frame)
+    pairs = SegmentationFolder(data, "validation")
+    image, mask = pairs.pair(pairs.stems.index("phone"))
+    pixels = np.asarray(image)
+    assert pixels.shape == (32, 48, 3) and mask.shape == (32, 48)
+    assert np.all(pixels[mask == 1] == (255, 0, 0)) and np.all(pixels[mask == 2] == (0, 0, 255))
+    assert (mask == 1).sum() == (mask == 2).sum() == 32 * 24
+
+
 RUN = ["--iters", "3", "--batch-size", "2", "--warmup-iters", "1", "--head-channels", "16", "--num-workers", "0",
        "--threads", "1", "--log-every", "1"]
 
@@ -143,7 +171,23 @@ def test_segment_on_an_ade20k_layout_with_reduce_zero_label(encoder, tmp_path):
     assert math.isfinite(json.loads((out / "results.json").read_text())["aAcc"])
 
 
-@pytest.mark.parametrize("case", ["unpaired", "no_num_classes", "label_range", "crop"])
+def test_bad_data_met_by_a_loader_worker_stops_the_run_cleanly(encoder, tmp_path):
+    # raised in a worker: the message without the worker's traceback, and the process ends (its
+    # workers ignore SIGTERM, so multiprocessing's exit hook alone would wait for them forever)
+    data = ade_folder(tmp_path / "ade", pairs=2)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(data / "images" / "training" / "turned.png", exif=exif)
+    Image.fromarray(np.ones((40, 40), np.uint8)).save(data / "annotations" / "training" / "turned.png")
+    run = [*RUN[:RUN.index("--num-workers")], *RUN[RUN.index("--num-workers") + 2:], "--num-workers", "1"]
+    done = subprocess.run([sys.executable, "-m", "mae.cli", "segment", "--checkpoint", str(encoder), "--data",
+                           str(data), "--num-classes", "10", "--output-dir", str(tmp_path / "run"), *run],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "turned.png has EXIF orientation 3" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", ["unpaired", "no_num_classes", "label_range", "crop", "turned"])
 def test_bad_segmentation_input_is_refused(encoder, tmp_path, capsys, case):
     data = ade_folder(tmp_path / "ade", pairs=2)
     args = ["segment", "--checkpoint", str(encoder), "--data", str(data), "--num-classes", "9",
@@ -157,6 +201,9 @@ def test_bad_segmentation_input_is_refused(encoder, tmp_path, capsys, case):
     elif case == "label_range":  # without --reduce-zero-label the shifted masks reach 3
         args[args.index("--num-classes") + 1] = "3"
         expected = "mask value 3"
+    elif case == "turned":  # turned half a turn: the mask fits either frame
+        turned_pair(data, "stored", turn=3)
+        expected = "phone.png has EXIF orientation 3"
     else:
         args += ["--crop-size", "36"]
         expected = "not divisible by patch_size 8"

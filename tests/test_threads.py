@@ -8,6 +8,7 @@ from dataclasses import fields
 from mae import threads
 from mae.engine.downstream_config import EvalConfig, FinetuneConfig, LinprobeConfig
 from mae.engine.pretrain_config import PretrainConfig
+from mae.engine.segment_config import SegmentConfig
 
 # records OMP_WAIT_POLICY at the moment torch is first imported, then imports mae
 PROBE = """
@@ -39,8 +40,8 @@ def test_workers_default_from_the_cores_this_process_may_use(monkeypatch):
     # the configs' defaults are this machine's (taken when they were imported)
     expected = min(8, len(os.sched_getaffinity(0)) - 1)
     defaults = [{f.name: f.default for f in fields(config)}["num_workers"]
-                for config in (PretrainConfig, FinetuneConfig, LinprobeConfig, EvalConfig)]
-    assert defaults == [expected, expected, expected, min(4, expected)]
+                for config in (PretrainConfig, FinetuneConfig, LinprobeConfig, EvalConfig, SegmentConfig)]
+    assert defaults == [expected, expected, expected, min(4, expected), expected]
     for cores, workers in [(1, 0), (2, 1), (4, 3), (64, 8)]:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
         assert threads.available_cores() == cores

@@ -76,8 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args._run(args) or 0
     except (ValueError, FileNotFoundError) as err:
-        print(f"mae {args.command}: error: {err}", file=sys.stderr)
+        print(f"mae {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
+
+
+def error_message(err: Exception) -> str:
+    """The error's own message; one raised in a data loader worker comes back from torch with the
+    worker's traceback in it, which is left out."""
+    message = str(err)
+    if "\nOriginal Traceback" in message:
+        message = message.rsplit(f"\n{type(err).__name__}: ", 1)[-1].strip()
+    return message
 
 
 if __name__ == "__main__":

@@ -73,6 +73,12 @@ def orientation(img: Image.Image) -> int:
     return value if value in _UPRIGHT else 1
 
 
+def turn_upright(img: Image.Image, turn: int) -> Image.Image:
+    """Stored pixels (an image, a mask) turned as EXIF orientation `turn` says (1: as they are)."""
+    upright = _UPRIGHT.get(turn)
+    return img.transpose(upright) if upright is not None else img
+
+
 def oriented_size(img: Image.Image) -> tuple[int, int]:
     """(width, height) of the image as shown, after its EXIF orientation."""
     width, height = img.size
@@ -91,7 +97,7 @@ def decode_image(img: Image.Image, channels: int) -> Image.Image:
     """
     if channels not in (1, 3):
         raise ValueError(f"images can be read with 1 or 3 channels, not {channels}")
-    upright = _UPRIGHT.get(orientation(img))
+    turn = orientation(img)
     target = "RGB" if channels == 3 else "L"
     if img.mode.startswith("I") or img.mode == "F":
         values = np.asarray(img, dtype=np.float32)
@@ -103,7 +109,7 @@ def decode_image(img: Image.Image, channels: int) -> Image.Image:
         img = Image.alpha_composite(background, rgba)
     if img.mode != target:
         img = img.convert(target)
-    return img.transpose(upright) if upright is not None else img
+    return turn_upright(img, turn)
 
 
 def listing(problems: list[tuple[str, str]], limit: int = 10) -> str:

@@ -1,6 +1,8 @@
 """From a `--data` value to batches: choosing the source, checking it, the keyed dataset, the loader."""
 
+import atexit
 import ctypes
+import multiprocessing.util
 import signal
 import warnings
 from pathlib import Path
@@ -138,6 +140,18 @@ def _single_threaded_worker(_worker_id: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     _die_with_parent()
+
+
+@atexit.register  # after multiprocessing's own exit hook, so it runs before that one
+def _end_workers_at_exit() -> None:
+    """Kill the loader workers still alive at exit (a loop left by an exception keeps its loader's
+    workers): they ignore the SIGTERM that multiprocessing ends them with, and its join would wait
+    for them forever. torch's SIGCHLD handler, which reports a worker's death, is dropped first."""
+    workers = [child for child in multiprocessing.active_children() if child.daemon]
+    if workers:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for worker in workers:
+        worker.kill()
 
 
 def make_loader(dataset: Dataset, batches, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:

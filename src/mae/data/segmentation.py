@@ -6,7 +6,11 @@
 
 Masks are single-channel PNGs of class indices, paired with the image of the same stem.
 `reduce_zero_label` (ADE20K: 0 is "other") maps 0 to the ignore index and k to k - 1, as
-mmsegmentation does. Training samples (`SegmentationSamples`): a random rescale of the
+mmsegmentation does. Images are decoded as every command decodes them (`decode_image`:
+EXIF orientation, bit depth, alpha). A mask is read as stored; for an image stored turned
+(an EXIF orientation), the mask may fit the picture as shown (it is used as is) or the
+pixels as stored (it is turned with its image); where its size cannot tell which (a
+square image, a flip or a half turn), the pair is refused by name. Training samples (`SegmentationSamples`): a random rescale of the
 shorter side to [0.5, 2] x the crop size, a random crop (padded with the ignore index
 where the image is smaller), a horizontal flip; drawn from (seed, epoch, index).
 """
@@ -18,7 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .images import image_extensions
+from .images import decode_image, image_extensions, orientation, turn_upright
 from .synthetic import SHAPES, render_with_mask
 
 SPLITS = ("training", "validation")
@@ -82,13 +86,24 @@ class SegmentationFolder:
         return len(self.stems)
 
     def pair(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        image = Image.open(self.images[index])
-        mask = np.array(Image.open(self.masks[index]))
+        """The image as shown (decoded RGB) and its mask, in the same frame."""
+        path, mask_path = self.images[index], self.masks[index]
+        stored = Image.open(path)
+        turn, stored_size, image = orientation(stored), stored.size, decode_image(stored, 3)
+        mask = np.array(Image.open(mask_path))
         if mask.ndim != 2:
-            raise ValueError(f"{self.masks[index]}: a mask must be a single-channel PNG of class indices, "
+            raise ValueError(f"{mask_path}: a mask must be a single-channel PNG of class indices, "
                              f"got shape {mask.shape}")
-        if image.size != (mask.shape[1], mask.shape[0]):
-            raise ValueError(f"{self.masks[index]} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+        mask_size = (mask.shape[1], mask.shape[0])
+        if turn != 1 and mask_size == stored_size == image.size:
+            raise ValueError(f"{path} has EXIF orientation {turn}, and the sizes cannot tell whether its mask "
+                             f"{mask_path.name} was drawn on the picture as shown or on the pixels as stored: "
+                             "store the image upright (PIL.ImageOps.exif_transpose) if the mask follows the "
+                             "picture as shown, else remove the image's orientation tag")
+        if turn != 1 and mask_size == stored_size:  # drawn on the stored pixels: turned with them
+            mask = np.array(turn_upright(Image.fromarray(mask), turn))
+        elif mask_size != image.size:
+            raise ValueError(f"{mask_path} is {mask_size[0]}x{mask_size[1]} but its image is "
                              f"{image.size[0]}x{image.size[1]}")
         if self.reduce_zero_label:
             mask = mask.astype(np.int64)

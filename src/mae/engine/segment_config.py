@@ -8,6 +8,7 @@ evaluation by sliding 512-pixel windows with stride 341.
 
 from dataclasses import dataclass
 
+from ..threads import default_workers
 from .downstream_config import _need, _opt, _set
 from .pretrain_config import PRECISIONS
 from .seeding import check_seed
@@ -53,7 +54,8 @@ class SegmentConfig:
     seed: int = _set(0, "seed of the head init, data order and augmentation")
     device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
     threads: int | None = _opt("torch intra-op CPU threads (default: torch's choice)")
-    num_workers: int = _set(4, "data loader worker processes")
+    num_workers: int = _set(default_workers(), "data loader worker processes (0: load in the training "
+                            "process); default: the cores this process may use, less one, at most 8")
     output_dir: str = _set("runs/segment", "run directory: config.yaml, metrics.jsonl, model.safetensors, "
                            "results.json", metavar="DIR")
 
