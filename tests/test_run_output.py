@@ -1,12 +1,17 @@
-"""What runs print: counts in words, TensorBoard for the downstream commands too."""
+"""What runs print: counts in words, TensorBoard for the downstream commands too, and
+pretraining's reconstructions in TensorBoard."""
 
 import io
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from mae.data import SyntheticShapes
 from mae.engine.downstream_config import LinprobeConfig
 from mae.engine.linprobe import linprobe
+from mae.engine.pretrain import pretrain
+from mae.engine.pretrain_config import PretrainConfig
 from mae.engine.monitor import Progress
 from mae.text import format_count, plural
 
@@ -47,3 +52,23 @@ def test_progress_on_a_terminal_without_a_width_prints_plain_lines():
     progress.report({"loss": 0.5})
     progress.close()
     assert "pretrain step 5/10 | loss 0.5" in stream.getvalue()
+
+
+def test_pretraining_shows_the_same_images_reconstructed_in_tensorboard_at_each_picture(tmp_path):
+    """Every picture the run draws (each --preview-every-epochs epoch, and the end) also goes to
+    TensorBoard as one grid: the same fixed images each time, their reconstructions changing."""
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "run"
+    pretrain(PretrainConfig(model="mae_vit_tiny_patch16", img_size=32, patch_size=8, embed_dim=64, depth=2,
+                            num_heads=4, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4,
+                            synthetic_size=16, batch_size=8, epochs=2, blr=1e-2, num_workers=0, threads=1,
+                            preview_images=2, preview_every_epochs=1, tensorboard=True, output_dir=str(out)))
+    events = accumulator.EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    images = events.Images("reconstruction")
+    assert [e.step for e in images] == [2, 4, 4]  # epochs 1 and 2, then the end of the run
+    grids = [np.asarray(Image.open(io.BytesIO(e.encoded_image_string))) for e in images]
+    assert all(g.shape == (2 * 32 + 2, 4 * 32 + 3 * 2, 3) for g in grids)  # 2 images x 4 columns, 2-px gaps
+    originals = [g[:, :32] for g in grids]
+    assert all(np.array_equal(originals[0], o) for o in originals)
+    assert not np.array_equal(grids[0][:, 2 * 34:], grids[1][:, 2 * 34:])  # the reconstructions moved

@@ -36,6 +36,17 @@ class Reconstruction:
         columns = [self.original, self.masked] + ([self.reconstruction, self.pasted] if self.pasted is not None else [])
         return [[column[i] for column in columns] for i in range(len(self.original))]
 
+    def grid(self, gap: int = 2) -> np.ndarray:
+        """The rows as one RGB image [H, W, 3] in [0, 1], `gap` white pixels between cells (for TensorBoard)."""
+        rows = self.rows()
+        height, width, _ = rows[0][0].shape
+        out = np.ones((len(rows) * (height + gap) - gap, len(rows[0]) * (width + gap) - gap, 3), dtype=np.float32)
+        for r, row in enumerate(rows):
+            for c, image in enumerate(row):
+                top, left = r * (height + gap), c * (width + gap)
+                out[top: top + height, left: left + width] = image  # a gray image's one channel spreads to three
+        return out
+
 
 def _to_display(imgs: torch.Tensor, mean, std) -> np.ndarray:
     """[N, C, H, W] normalised -> [N, H, W, C] in [0, 1]."""

@@ -38,7 +38,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 class MetricsLogger:
-    """One JSON object per line in OUT/metrics.jsonl; optionally the same scalars to TensorBoard.
+    """One JSON object per line in OUT/metrics.jsonl; optionally the same scalars to TensorBoard,
+    and pictures (`image`: pretraining's reconstructions) there too.
 
     A fresh run starts the file anew. A resumed run keeps the records up to the step it
     resumes from and drops later ones (written after that checkpoint by the run that was
@@ -81,6 +82,11 @@ class MetricsLogger:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.writer.add_scalar(key, value, step)
+
+    def image(self, tag: str, image, step: int) -> None:
+        """An RGB image [H, W, 3] in [0, 1] to TensorBoard (when it is on), at `step`."""
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def close(self) -> None:
         if self.writer is not None:

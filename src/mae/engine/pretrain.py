@@ -228,6 +228,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         title = (f"ViT width {arch['embed_dim']}, depth {arch['depth']}, patch {arch['patch_size']}, "
                  f"{format_size(config.img_size)}: after {step} steps ({step / epoch_steps:.3g} epochs)")
         save_reconstruction_png(rec, run_dir / name, title)
+        logger.image("reconstruction", rec.grid(), step)
         records = [r for r in read_metrics(run_dir) if "loss" in r]
         if records:
             save_curves(records, run_dir / "loss.png", keys=("loss", "lr"), x_key="step")

@@ -158,8 +158,8 @@ class PretrainConfig:
                                     "built-in dataset: held-out synthetic images", metavar="DIR")
     knn_images: int = _set(2048, "training images (evenly spread) and at most as many validation "
                            "images used by the k-NN monitor")
-    tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard; needs the "
-                             "'tensorboard' package)")
+    tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard: the metrics, and each "
+                             "reconstruction picture; needs the 'tensorboard' package)")
 
     MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
 
