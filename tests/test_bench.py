@@ -226,7 +226,24 @@ def test_command_writes_json_and_markdown(tmp_path, capsys):
     assert [r["variant"] for r in record["results"]] == ["ours", "mask-token"]
     markdown = out.with_suffix(".md").read_text()
     assert "| variant | step ms |" in markdown and "| mask-token |" in markdown
-    assert "| ours |" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "| ours |" in printed.out and "bench:" not in printed.out
+    # what it is doing, on stderr as it goes (plain lines: not a terminal)
+    lines = printed.err.splitlines()
+    assert lines[0] == ("bench: building ours, mask-token (mae_vit_tiny_patch16, 32 px, batch 2, 1 warm-up + 2 "
+                        "timed rounds)")
+    assert any("warm-up round 1/1 | variant mask-token" in line for line in lines), lines
+    assert [line.split(" | ")[1] for line in lines if "| timed round" in line] == ["timed round 1/2", "timed round 2/2"]
+    assert lines[-1] == "bench: measuring the peak matmul rate"
+
+
+def test_command_measures_a_non_square_size_and_records_it_as_given(tmp_path, capsys):
+    out = tmp_path / "wide.json"
+    assert main(["bench", "--model", "mae_vit_tiny_patch16", "--img-size", "32", "48", "--batch", "2", "--steps", "1",
+                 "--warmup", "0", "--decoder-depth", "1", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert "--img-size 32 48 " in record["command"] and record["settings"]["img_size"] == [32, 48]
+    assert "32x48 px" in out.with_suffix(".md").read_text()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -2,7 +2,8 @@
 
 Steps alternate between the models within one process (round r runs every model once,
 the order rotated by r), so that a busy machine slows all of them alike; each model's
-time relative to the reference is the median over rounds of the per-round ratio.
+time relative to the reference is the median over rounds of the per-round ratio. What it
+is doing is shown as it goes (`progress`: a bar on a terminal, plain lines otherwise).
 """
 
 import math
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
+from ..engine.monitor import Progress
 from ..engine.seeding import check_seed
 from ..masking import check_mask_ratio
 from ..models.vit import to_2tuple
@@ -69,9 +71,12 @@ def step_noise(seed: int, step: int, batch: int, length: int) -> torch.Tensor:
     return torch.rand(batch, length, generator=gen)
 
 
-def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], reference: str = "ours") -> dict:
-    """Time `variants` (name -> model(imgs, mask_ratio, noise).loss) side by side."""
+def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], reference: str = "ours",
+                  progress: Progress | None = None) -> dict:
+    """Time `variants` (name -> model(imgs, mask_ratio, noise).loss) side by side, saying each phase
+    and round to `progress` (default: silent)."""
     settings.check()
+    progress = progress or Progress(0, enabled=False)
     if reference not in variants:
         raise ValueError(f"reference variant {reference!r} is not among {sorted(variants)}")
     compiled = {name: settings.compile or name in COMPILED_VARIANTS for name in variants}
@@ -85,6 +90,7 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
     _, patch_size, in_chans = geometries.pop()
     num_patches = math.prod(side // patch_size for side in img_size)
 
+    progress.write(f"bench: counting the FLOPs and saved activations of {', '.join(variants)}")
     flops = {name: training_flops_per_image(model, img_size, in_chans, settings.mask_ratio)
              for name, model in variants.items()}
     for model in variants.values():
@@ -103,23 +109,33 @@ def run_benchmark(settings: BenchSettings, variants: dict[str, nn.Module], refer
         for name, step in steps.items()
     }
     losses, first_step_s = {}, {}
+    progress.set_total(rounds * len(steps))
     for r in range(settings.warmup):
         for name, step in steps.items():
             with (timer := StepTimer(device)).region():
                 losses[name] = step(imgs, noise[r], settings.mask_ratio)
             first_step_s.setdefault(name, timer.seconds()[0])  # with a cold compile for a compiled one
+            progress.update()
+            progress.report({"warm-up round": f"{r + 1}/{settings.warmup}", "variant": name,
+                             "step s": round(timer.seconds()[0], 3)})
+    progress.write("bench: measuring each variant's memory peak")
     peaks = {name: step_peak_bytes(device, lambda s=step: s(imgs, noise[0], settings.mask_ratio))
              for name, step in steps.items()}
 
     synchronize(device)
     names = list(steps)
     timers = {name: StepTimer(device) for name in names}
+    every = max(1, settings.steps // 10)  # at most about ten plain lines
     for r in range(settings.steps):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
             with timers[name].region():
                 losses[name] = steps[name](imgs, noise[settings.warmup + r], settings.mask_ratio)
+        progress.update(len(names))
+        if (r + 1) % every == 0 or r + 1 == settings.steps:
+            progress.report({"timed round": f"{r + 1}/{settings.steps}"})
     times = {name: timer.seconds() for name, timer in timers.items()}  # synchronises once
+    progress.write("bench: measuring the peak matmul rate")
 
     dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
     matmul_rate = matmul_flops_per_s(device, dtype)

@@ -9,8 +9,10 @@ from ..benchmarking import BenchSettings, build_variants, machine, markdown_tabl
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
 from ..engine.config import parse_size
+from ..engine.monitor import Progress
 from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
+from ..text import format_size
 
 HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face."
 
@@ -67,10 +69,16 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     names = ["ours"] + list(dict.fromkeys(args.compare))
+    progress = Progress(0, desc="bench")  # on stderr: a bar on a terminal, plain lines otherwise
+    progress.write(f"bench: building {', '.join(names)} ({args.model}, {format_size(args.img_size)}, batch "
+                   f"{args.batch}, {args.warmup} warm-up + {args.steps} timed rounds)")
     variants = build_variants(names, args.model, args.mask_ratio, args.fused_attention, **overrides)
+    try:
+        measured = run_benchmark(settings, variants, progress=progress)
+    finally:
+        progress.close()
     record = dict(command=command_line(args), machine=machine(args.device), model=args.model,
-                  fused_attention=args.fused_attention, matmul_backend=matmul_backend(),
-                  **run_benchmark(settings, variants))
+                  fused_attention=args.fused_attention, matmul_backend=matmul_backend(), **measured)
     table = markdown_table(record)
     print(table, end="")
     if args.out:

@@ -124,6 +124,13 @@ class Progress:
         )
         self.done = initial
 
+    def set_total(self, total: int) -> None:
+        """The step count, for work whose size is known only once it starts."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
+
     def update(self, steps: int = 1) -> None:
         self.done += steps
         if self.bar is not None:
