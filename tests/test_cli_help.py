@@ -3,6 +3,8 @@ an unknown flag answered with that command's usage, `mae --version`."""
 
 import argparse
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -16,6 +18,11 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"mae {__version__}"
+
+
+def test_python_dash_m_mae_is_the_mae_command():
+    done = subprocess.run([sys.executable, "-m", "mae", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"mae {__version__}", done.stderr
 
 
 @pytest.mark.parametrize("command", sorted(SUBPARSERS))

@@ -96,3 +96,13 @@ def test_encoder_without_head_is_refused(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(path)]) == 2
     err = capsys.readouterr().err
     assert "no classification head" in err and "mae finetune or mae linprobe --checkpoint" in err
+    assert "num_classes for a fresh head" not in err  # eval has no such flag
+
+
+def test_eval_without_data_or_checkpoint_says_what_to_give(classifier, capsys):
+    assert main(["eval"]) == 2
+    assert "--checkpoint is required: the classifier to score" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(classifier), "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the built-in synthetic dataset (no --data given) has 8 classes" in err and "None" not in err, err
+    assert "give --data a folder of the head's classes" in err

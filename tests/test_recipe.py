@@ -130,6 +130,19 @@ def test_a_batch_larger_than_the_data_says_which_batch_fits(tmp_path, capsys):
     assert code == 2 and "use --batch-size 20 or less (or leave it out" in err, err
 
 
+@pytest.mark.parametrize("command, extra, default_fits", [
+    ("finetune", ["--epochs", "1"], True), ("linprobe", ["--epochs", "1"], True),
+    ("segment", ["--iters", "2", "--warmup-iters", "1"], False)])
+def test_every_command_says_which_batch_fits_a_small_dataset(encoder, tmp_path, capsys, command, extra, default_fits):
+    """finetune and linprobe choose a batch that fits when none is given; segment's default is fixed."""
+    code = cli.main([command, "--checkpoint", str(encoder), "--synthetic-size", "6", "--synthetic-val-size", "2",
+                     "--batch-size", "64", "--threads", "1", "--num-workers", "0", "--output-dir", str(tmp_path),
+                     *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and "the dataset has 6 images, fewer than one global batch of 64" in err, err
+    assert "use --batch-size 6 or less" in err and ("leave it out: the default fits" in err) == default_fits
+
+
 def test_defaults_learn_where_the_papers_lr_would_not(tmp_path):
     """On 64 images, 40 steps: the chosen lr makes the loss fall; the paper's scaled lr barely moves it."""
     values = dict(model="mae_vit_tiny_patch16", img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,

@@ -96,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
             check_same_classes(head_classes, data.classes, f"training data ({config.train_classes})",
                                f"evaluated data ({config.data})")
         if len(data.classes) != num_outputs:
+            scored = f"--data {config.data}" if config.data else "the built-in synthetic dataset (no --data given)"
             raise ValueError(
-                f"{path} has a head with {num_outputs} outputs but --data {config.data or SYNTHETIC} has "
-                f"{len(data.classes)} classes; to score a subset of the head's classes, give --class-map"
+                f"{path} has a head with {num_outputs} outputs but {scored} has {len(data.classes)} classes; "
+                "give --data a folder of the head's classes (one subfolder each), or --class-map to score a "
+                "subset of them"
             )
 
     metrics = score(data, subset)

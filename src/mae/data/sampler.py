@@ -21,13 +21,18 @@ def epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, _STREAM, epoch]).permutation(num_samples)
 
 
-def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1, accum_iter: int = 1) -> int:
-    """Optimizer steps per epoch (the remainder that does not fill a global batch is unused)."""
+def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1, accum_iter: int = 1,
+                    default_fits: bool = True) -> int:
+    """Optimizer steps per epoch (the remainder that does not fill a global batch is unused).
+    `default_fits`: the command's default batch is chosen to fit the data (the message says so)."""
     global_batch = batch_size * world_size * accum_iter
     if num_samples < global_batch:
         fits = num_samples // (world_size * accum_iter)
-        advice = (f"use --batch-size {fits} or less (or leave it out: the default fits the data)" if fits
-                  else "use more data or fewer processes / accumulation steps")
+        advice = f"use --batch-size {fits} or less"
+        if default_fits:
+            advice += " (or leave it out: the default fits the data)"
+        if not fits:
+            advice = "use more data or fewer processes / accumulation steps"
         raise ValueError(
             f"the dataset has {num_samples} images, fewer than one global batch of "
             f"{global_batch} ({batch_size} per process x {world_size} process(es) x "

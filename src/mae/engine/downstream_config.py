@@ -222,7 +222,9 @@ class EvalConfig:
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def __post_init__(self):
-        _need(self, self.checkpoint is not None, "checkpoint", "is required")
+        if self.checkpoint is None:
+            raise ValueError("--checkpoint is required: the classifier to score (a mae finetune or mae linprobe "
+                             "run directory, or its weights file)")
         if self.robustness_folders():
             for name in ("data", "class_map", "train_classes"):
                 _need(self, getattr(self, name) is None, name, "applies to one labelled folder, not to "

@@ -139,7 +139,7 @@ def train_segmenter(config: SegmentConfig) -> SegmentResult:
                       betas=(0.9, 0.999))
     scaler = grad_scaler(precision, device)
     normalize = Normalize(*default_mean_std(3)).to(device)
-    epochs = math.ceil(config.iters / steps_per_epoch(len(train_source), config.batch_size))
+    epochs = math.ceil(config.iters / steps_per_epoch(len(train_source), config.batch_size, default_fits=False))
     batches = TrainBatches(len(train_source), config.batch_size, epochs, config.seed)
     samples = SegmentationSamples(train_source, crop, num_classes, config.ignore_index, config.seed)
     loader = make_loader(samples, batches, config.num_workers, pin_memory=device.type == "cuda")

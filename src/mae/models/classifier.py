@@ -135,8 +135,8 @@ def build_classifier(
         if ckpt_classes is None:
             raise ValueError(f"{name} has no classification head (a pretraining or encoder-only checkpoint), "
                              "so it cannot be evaluated as a classifier: train one first (mae finetune or "
-                             f"mae linprobe --checkpoint {name}), then evaluate that run directory; or give "
-                             "num_classes for a fresh head")
+                             f"mae linprobe --checkpoint {name}), then evaluate that run directory (from "
+                             "Python, num_classes= builds a fresh head)")
         num_classes = ckpt_classes
     if has_head and head == "linear" and ckpt_classes != num_classes and not drop_head:
         raise ValueError(
