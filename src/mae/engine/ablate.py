@@ -26,6 +26,7 @@ from ..data.augmentations import AUGMENTATIONS
 from ..masking import MASK_TYPES
 from ..models import create_model
 from ..targets import TARGETS
+from ..text import format_size
 from ..weights import load_model
 from .config import config_to_dict, flag, load_config
 from .downstream_config import FinetuneConfig
@@ -161,7 +162,8 @@ def _check_run_directory(run: Run) -> None:
 
 def probe(config: PretrainConfig) -> dict:
     """k-NN top-1 / top-5 of the cls features of the run's newest checkpoint."""
-    source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size), config.seed)
+    source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size),
+                          config.seed)
     model = load_model(config.output_dir)
     normalize = Normalize(*default_mean_std(config.in_chans))
     with torch.no_grad():
@@ -220,7 +222,7 @@ def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> d
 def markdown(table: dict) -> str:
     """Table 1 style: one small table per axis, the base row marked, the best top-1 in bold."""
     s = table["settings"]
-    arch = (f"ViT width {s['embed_dim']}, depth {s['depth']}, patch {s['patch_size']}, {s['img_size']} px, "
+    arch = (f"ViT width {s['embed_dim']}, depth {s['depth']}, patch {s['patch_size']}, {format_size(s['img_size'])}, "
             f"decoder {s['decoder_depth']} x {s['decoder_embed_dim']}")
     lines = [
         "# Ablation", "",
