@@ -95,4 +95,4 @@ def test_unknown_flag_is_an_argparse_error():
 def test_model_kwargs_take_only_given_architecture_fields():
     config = PretrainConfig(model="mae_vit_tiny_patch16", img_size=32, depth=2, norm_pix_loss=True)
     assert config.model_kwargs() == dict(img_size=32, in_chans=3, norm_pix_loss=True, mask_ratio=0.75, target="pixels",
-                                         depth=2)
+                                         encoder_mask_tokens=False, depth=2)
