@@ -23,8 +23,9 @@ import torch
 from . import distributed
 from .precision import autocast
 
-# cold compile (forward + backward graphs) per transformer block, measured on the 2-core CPU of
-# docs/benchmarks.md at load ~4 (ViT-Ti MAE, 16 blocks: 103 s); compile time grows with the graph
+# cold compile (forward + backward graphs) per transformer block, from the first steps measured
+# on the 2-core CPU of docs/benchmarks.md at load 3-4: ViT-T and ViT-S MAEs (16 blocks) 49-122 s,
+# 3-7.6 s a block; near the top, so that a busy machine does not compile a run too short for it
 COLD_COMPILE_S_PER_BLOCK = 6.5
 COMPILE_SHARE = 0.05
 
