@@ -62,6 +62,16 @@ def test_a_fine_tuning_probe_adds_a_column_and_a_line_to_the_plot(tmp_path, base
     assert "fine-tuning 1 epochs" in table["probe"]
 
 
+def test_the_fine_tuning_probe_of_a_folder_reads_its_train_and_val_halves(tmp_path, base):
+    for split in ("train", "val"):
+        (tmp_path / "photos" / split).mkdir(parents=True)
+    runs, _ = plan(grid(tmp_path, base, mask_ratios=(0.5,), data=str(tmp_path / "photos" / "train"),
+                        knn_val_data=str(tmp_path / "photos" / "val"), finetune_epochs=2))
+    assert [(r.finetune.data, r.finetune.checkpoint) for r in runs] == [
+        (str(tmp_path / "photos"), r.config.output_dir) for r in runs]
+    assert plan(grid(tmp_path, base, mask_ratios=(0.5,)))[0][0].finetune is None
+
+
 def test_an_interrupted_grid_resumes_run_by_run(tmp_path, base, monkeypatch, one_thread):
     calls = []
     original = ablate_module.pretrain
