@@ -32,7 +32,7 @@ def test_a_grid_runs_each_setting_once_probes_it_and_writes_the_table(tmp_path, 
     table = ablate(config)
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
-        "base", "encoder_mask_tokens=True", "mask_ratio=0.5", "mask_type=grid"]
+        "base", "encoder_mask_tokens=True", "mask_ratio=0.5", "mask_type=grid", "random-init"]
     rows = [(r["axis"], r["value"], r["run"]) for r in table["rows"]]
     assert rows == [("mask_ratios", 0.5, "mask_ratio=0.5"), ("mask_ratios", 0.75, "base"),
                     ("mask_tokens", "decoder", "base"), ("mask_tokens", "encoder", "encoder_mask_tokens=True"),
@@ -44,6 +44,8 @@ def test_a_grid_runs_each_setting_once_probes_it_and_writes_the_table(tmp_path, 
     assert "### mask ratio (Figure 5)" in text and "### (f) mask sampling" in text and "| 0.75 (base) |" in text
     assert "### (c) mask token" in text and "| decoder (base) |" in text and "| encoder |" in text
     assert mae.load_model(out / "encoder_mask_tokens=True").encoder_mask_tokens
+    assert set(table["reference"]) == {"knn_top1", "knn_top5"}  # random weights, k-NN only
+    assert f"Random weights, not pretrained (the same probes): k-NN top-1 {table['reference']['knn_top1']:.1f}%" in text
     assert (out / "ablation.png").stat().st_size > 0
     assert (out / "mask_type=grid" / "reconstruction.png").exists()
     saved = yaml.safe_load((out / "mask_type=grid" / "config.yaml").read_text())
@@ -60,6 +62,9 @@ def test_a_fine_tuning_probe_adds_a_column_and_a_line_to_the_plot(tmp_path, base
     text = (tmp_path / "out" / "ablation.md").read_text()
     assert "| mask_ratio | k-NN top-1 (%) | k-NN top-5 (%) | fine-tune top-1 (%) | loss |" in text
     assert "fine-tuning 1 epochs" in table["probe"]
+    assert 0 <= table["reference"]["finetune_top1"] <= 100 and "fine-tune top-1" in text.split("###")[0]
+    saved = yaml.safe_load((tmp_path / "out" / "random-init" / "finetune" / "config.yaml").read_text())
+    assert saved["random_init"] is True and saved["epochs"] == 1
 
 
 def test_the_fine_tuning_probe_of_a_folder_reads_its_train_and_val_halves(tmp_path, base):

@@ -10,7 +10,9 @@ and, with `finetune_epochs`, by a short plain fine-tuning (the paper's main meas
 Each run is an ordinary `mae pretrain` run directory under OUT/<name>, resumed with
 `--resume auto`; a finished run (pretrained and probed) holds probe.json and is not run
 again. After every run OUT/ablation.json, OUT/ablation.md and OUT/ablation.png (k-NN
-accuracy against the mask ratio, as the paper's Figure 5) are rewritten.
+accuracy against the mask ratio, as the paper's Figure 5) are rewritten. Last, the same
+probes of the base architecture with random weights (OUT/random-init) say what pretraining
+added at all.
 """
 
 import dataclasses
@@ -50,6 +52,7 @@ AXES = {
 # an axis whose values name its setting's values
 SETTING_VALUES = {"mask_tokens": {"decoder": False, "encoder": True}}
 BASE = "base"
+REFERENCE = "random-init"  # the base architecture, not pretrained
 
 
 def _axis(help_text: str, **extra):
@@ -160,11 +163,10 @@ def _check_run_directory(run: Run) -> None:
                          "remove it or choose another --output-dir")
 
 
-def probe(config: PretrainConfig) -> dict:
-    """k-NN top-1 / top-5 of the cls features of the run's newest checkpoint."""
+def probe(config: PretrainConfig, model: torch.nn.Module) -> dict:
+    """k-NN top-1 / top-5 of the model's cls features, on the run's data."""
     source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size),
                           config.seed)
-    model = load_model(config.output_dir)
     normalize = Normalize(*default_mean_std(config.in_chans))
     with torch.no_grad():
         return knn_monitor(model, *_knn_loaders(config, source, False), normalize, num_classes=source.num_classes)
@@ -176,7 +178,7 @@ def _run_and_probe(run: Run) -> dict:
         return json.loads(result_file.read_text())
     start = time.perf_counter()
     result = pretrain(run.config)
-    accuracy = probe(run.config)
+    accuracy = probe(run.config, load_model(run.config.output_dir))
     if run.finetune is not None:
         accuracy["finetune_top1"] = finetune(run.finetune).top1  # the last epoch's
     epochs = [r["epoch_loss"] for r in read_metrics(result.run_dir) if "epoch_loss" in r]
@@ -184,6 +186,27 @@ def _run_and_probe(run: Run) -> dict:
                   seconds=round(time.perf_counter() - start, 1))
     write_text_atomic(result_file, json.dumps(record, indent=1) + "\n")
     return record
+
+
+def _reference(base: Run, out: Path) -> dict:
+    """The probes of the base architecture with random weights (the base run must exist)."""
+    result_file = out / REFERENCE / "probe.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    torch.manual_seed(base.config.seed)
+    accuracy = probe(base.config, create_model(base.config.model, **base.config.model_kwargs()))
+    if base.finetune is not None:
+        ft = dataclasses.replace(base.finetune, random_init=True, output_dir=str(out / REFERENCE / "finetune"))
+        accuracy["finetune_top1"] = finetune(ft).top1
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(result_file, json.dumps(accuracy, indent=1) + "\n")
+    return accuracy
+
+
+def _write(table: dict, out: Path) -> None:
+    write_text_atomic(out / "ablation.json", json.dumps(table, indent=1) + "\n")
+    write_text_atomic(out / "ablation.md", markdown(table))
+    plot(table, out / "ablation.png")
 
 
 def ablate(config: AblateConfig) -> dict:
@@ -201,10 +224,10 @@ def ablate(config: AblateConfig) -> dict:
     for run in runs:
         print(f"mae ablate: run {len(results) + 1}/{len(runs)}: {run.name}", flush=True)
         results[run.name] = _run_and_probe(run)
-        table = _table(config, base, rows, results)
-        write_text_atomic(out / "ablation.json", json.dumps(table, indent=1) + "\n")
-        write_text_atomic(out / "ablation.md", markdown(table))
-        plot(table, out / "ablation.png")
+        _write(_table(config, base, rows, results), out)
+    print(f"mae ablate: the base architecture with random weights ({REFERENCE})", flush=True)
+    table = dict(_table(config, base, rows, results), reference=_reference(runs[0], out))
+    _write(table, out)
     return table
 
 
@@ -232,6 +255,11 @@ def markdown(table: dict) -> str:
         f"Every run: {s['epochs']} epochs, seed {s['seed']}. Probe: {table['probe']}.", "",
         "Loss: the last epoch's mean training loss (not comparable across targets).", "",
     ]
+    if "reference" in table:
+        ref = table["reference"]
+        finetuned = f", fine-tune top-1 {ref['finetune_top1']:.1f}%" if "finetune_top1" in ref else ""
+        lines += [f"Random weights, not pretrained (the same probes): k-NN top-1 {ref['knn_top1']:.1f}%, "
+                  f"top-5 {ref['knn_top5']:.1f}%{finetuned}.", ""]
     # (key, heading) of the accuracy columns; the best of each in bold
     columns = [("knn_top1", "k-NN top-1 (%)"), ("knn_top5", "k-NN top-5 (%)")]
     if any("finetune_top1" in r for r in table["rows"]):
@@ -270,7 +298,9 @@ def plot(table: dict, path: Path) -> Path | None:
     for key, label in (("finetune_top1", "fine-tuning"), ("knn_top1", "k-NN")):
         points = [(100 * r["value"], r[key]) for r in rows if key in r]
         if points:
-            ax.plot(*zip(*points), marker="o", label=label)
+            line, = ax.plot(*zip(*points), marker="o", label=label)
+            if key in table.get("reference", {}):
+                ax.axhline(table["reference"][key], ls="--", color=line.get_color(), label=f"{label}, random init")
     ax.set_xlabel("masking ratio (%)")
     ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{table['settings']['epochs']} epochs per run", fontsize=9)
