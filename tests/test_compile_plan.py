@@ -39,6 +39,10 @@ def test_the_kernel_cache_is_kept_under_the_users_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert inductor_cache_dir() == tmp_path / "xdg" / "mae" / "inductor"
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # torch's own, set by torch
+    assert inductor_cache_dir() == tmp_path / "xdg" / "mae" / "inductor"
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     assert inductor_cache_dir() == tmp_path / "mine"
 

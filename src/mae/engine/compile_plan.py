@@ -31,9 +31,14 @@ COMPILE_SHARE = 0.05
 
 
 def inductor_cache_dir() -> Path:
-    """Where compiled kernels persist: TORCHINDUCTOR_CACHE_DIR if set, else ~/.cache/mae/inductor."""
-    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
-        return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    """Where compiled kernels persist: TORCHINDUCTOR_CACHE_DIR if the user set it, else
+    ~/.cache/mae/inductor. torch writes its own default (a temporary folder) into the
+    environment when it first looks, so that value counts as not set."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+        return Path(chosen)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mae" / "inductor"
 
 
