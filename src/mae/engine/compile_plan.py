@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..models.linear import matmul_backend
 from . import distributed
 from .precision import autocast
 
@@ -107,5 +108,6 @@ def plan_compile(config, model: torch.nn.Module, passes_left: int, precision: st
         pass_s = float(distributed.all_reduce_max(torch.tensor(seconds, device=device), env))
     compile_now, why = decide_compile(config.compile, passes_left, pass_s, estimated_cold_compile_s(model))
     if compile_now:
+        matmul_backend()  # its probe reads files, which would break the compiled graph: decide it now
         why += f"; kernels cached in {use_persistent_cache()}"
     return compile_now, why
