@@ -198,3 +198,31 @@ def test_an_fsdp_run_killed_with_sigkill_and_resumed_ends_equal(tmp_path):
     ref, resumed = final_weights(tmp_path / "ref"), final_weights(out)
     assert all(torch.equal(ref[k], resumed[k]) for k in ref)
     assert losses(out)[-10:] == losses(tmp_path / "ref")[-10:]
+
+
+def test_every_process_stops_with_the_message_when_the_run_directory_is_locked(tmp_path):
+    """Rank 0 finds the directory in use; rank 1 stops too, with the same message, instead of
+    waiting at a barrier. Two plain processes (no torchrun, which would end the second itself)."""
+    import socket
+
+    from mae.engine.run_lock import lock_run_dir, unlock_run_dir
+
+    out = tmp_path / "busy"
+    lock_run_dir(out)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    try:
+        ranks = [subprocess.Popen(pretrain_command(out, 8, 1), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank),
+                                                  "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                                  "MASTER_PORT": str(port)})
+                 for rank in (0, 1)]
+        errors = [rank.communicate(timeout=120)[1] for rank in ranks]
+    finally:
+        unlock_run_dir(out)
+    for rank, err in zip(ranks, errors):
+        assert rank.returncode == 2, err
+        assert err.strip().splitlines()[-1].endswith(f"{out} is in use by another run (pid {os.getpid()} on "
+                                                     f"{socket.gethostname()}); wait for it to end or stop it, "
+                                                     "or choose another --output-dir"), err

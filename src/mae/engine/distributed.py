@@ -75,6 +75,24 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
+def main_only(env: DistEnv, action) -> None:
+    """`action()` in rank 0 alone; a ValueError or OSError it raises there (a locked run
+    directory, a full disk) is raised in every process, with rank 0's message, so that no
+    process is left waiting for one that has stopped."""
+    error = None
+    if env.is_main:
+        try:
+            action()
+        except (ValueError, OSError) as err:
+            error = err
+    if env.distributed:
+        shared = [error]
+        dist.broadcast_object_list(shared, src=0)
+        error = shared[0] if error is None else error  # rank 0 keeps its own, with its traceback
+    if error is not None:
+        raise error
+
+
 def all_reduce_mean(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
     """Mean over processes (in place on a copy); the tensor itself if single-process."""
     if not env.distributed:

@@ -85,7 +85,8 @@ class RunPlan(NamedTuple):
             f"accumulation), lr {self.base_lr:.3g}, {epoch_steps} steps per epoch, {total_steps} steps"
         )
         distributed.barrier(env)  # every process has read what it resumes from
-        if env.is_main:
+
+        def open_run_dir() -> None:
             # the weights, and about two optimizer moments per trained weight
             needed = (sum(t.nbytes for t in model.state_dict().values())
                       + 2 * sum(p.nbytes for p in model.parameters() if p.requires_grad))
@@ -98,7 +99,9 @@ class RunPlan(NamedTuple):
             if self.resume_from is not None and self.resume_from.parent == self.checkpoints.directory:
                 for path in self.checkpoints.set_aside_after(self.resume_from):
                     warnings.warn(f"set aside {path.name.removeprefix(SET_ASIDE)} (newer than the checkpoint "
-                                  f"resumed from) as {path}", CheckpointWarning, stacklevel=2)
+                                  f"resumed from) as {path}", CheckpointWarning, stacklevel=4)
+
+        distributed.main_only(env, open_run_dir)
         return summary
 
 
@@ -128,8 +131,12 @@ def plan_run(config, env: distributed.DistEnv, num_images: int, num_classes: int
         torch.set_num_threads(config.threads)
     set_matmul_backend(config.matmul_backend)  # after the threads: the probe runs on them
     run_dir = checked_run_dir(config.output_dir)
-    if env.is_main and run_dir.is_dir():
-        lock_run_dir(run_dir)  # before reading its checkpoints (a new directory: in `start`)
+
+    def lock_existing() -> None:  # before its checkpoints are read (a new directory: in `start`)
+        if run_dir.is_dir():
+            lock_run_dir(run_dir)
+
+    distributed.main_only(env, lock_existing)
     checkpoints = CheckpointManager(run_dir / "checkpoints", config.keep_last)
     resume_from = checkpoints.resolve(config.resume)
     if resume_from is None and checkpoints.latest() is not None:

@@ -32,7 +32,9 @@ from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_di
 from ..checksums import CorruptFile
 from ..weights import SHARDED_WEIGHTS as SHARDS, model_kind_and_config
 from . import distributed
-from .checkpoint import CheckpointManager, load_training_state
+from .checkpoint import HEADERS, CheckpointManager, load_training_state
+from .disk import disk_full, free_bytes, reporting_full_disk
+from .fsdp import local
 
 
 @contextlib.contextmanager
@@ -48,12 +50,13 @@ def save(checkpoints: CheckpointManager, step: int, model: torch.nn.Module, opti
     """Checkpoint `step` written by every process (call it in all of them); `state` is the rest
     of the training state, without the optimizer. Returns the checkpoint folder."""
     parts = checkpoints.directory / f".{checkpoints.name_for(step)}.{SHARDS}"
+    model_state, optim_state = get_state_dict(model, optimizer)
+    needed, what = _check_room(checkpoints, step, [model_state, optim_state["state"]], env)
     if env.is_main:
         shutil.rmtree(parts, ignore_errors=True)
         parts.mkdir(parents=True)
     distributed.barrier(env)
-    model_state, optim_state = get_state_dict(model, optimizer)
-    with _quiet_single_process():
+    with _quiet_single_process(), reporting_full_disk(checkpoints.directory, needed, what):
         dcp.save({"model": model_state, "optim": optim_state["state"]}, no_dist=not env.distributed,
                  storage_writer=HuggingFaceStorageWriter(str(parts), save_distributed=True))
     distributed.barrier(env)  # every part is written and synced
@@ -66,6 +69,26 @@ def save(checkpoints: CheckpointManager, step: int, model: torch.nn.Module, opti
         final = checkpoints.save_with(step, record, lambda folder: os.replace(parts, folder / SHARDS))
     distributed.barrier(env)
     return final
+
+
+def _check_room(checkpoints: CheckpointManager, step: int, states: list, env: distributed.DistEnv) -> tuple[int, str]:
+    """Refuse (DiskFull, in every process alike) a save whose parts would not fit: each part
+    holds its process's shards of `states`. Returns (bytes needed in all, what is written)."""
+    mine = sum(local(t).nbytes for state in states for t in _tensors(state))
+    needed = HEADERS + int(distributed.all_reduce_sum(torch.tensor(mine), env))
+    what = f"checkpoint {checkpoints.name_for(step)} (the parts of {env.world_size} process(es))"
+    short = torch.tensor(int(free_bytes(checkpoints.directory) < needed))
+    if distributed.all_reduce_max(short, env):
+        raise disk_full(checkpoints.directory, needed, what)
+    return needed, what
+
+
+def _tensors(state):
+    if isinstance(state, torch.Tensor):
+        yield state
+    elif isinstance(state, dict):
+        for value in state.values():
+            yield from _tensors(value)
 
 
 def _sha256(path: Path) -> str:
