@@ -135,6 +135,9 @@ class ImageFolder(ImageSource):
     def open(self, index: int) -> Image.Image:
         return open_image(self.files[index])
 
+    def encoded(self, index: int) -> bytes:
+        return self.files[index].read_bytes()
+
     def label(self, index: int) -> int:
         return self.targets[index]
 

@@ -108,8 +108,7 @@ class KeyedImages(Dataset):
         for attempt in range(min(len(self.source), 16)):
             i = (index + attempt) % len(self.source)
             try:
-                with self.source.open(i) as img:
-                    return self.transform(img, rng), self.source.label(i)
+                return self.sample(i, rng), self.source.label(i)
             except DECODE_ERRORS as err:
                 if self.strict:
                     raise ValueError(f"cannot decode {self.source.name(i)}: {err} (--strict-data)") from None
@@ -122,6 +121,11 @@ class KeyedImages(Dataset):
                         stacklevel=2,
                     )
         raise ValueError(f"16 images in a row from {self.source.name(index)} on failed to decode")
+
+    def sample(self, i: int, rng: np.random.Generator):
+        """Image `i` through the transform."""
+        with self.source.open(i) as img:
+            return self.transform(img, rng)
 
 
 def _die_with_parent() -> None:
@@ -154,11 +158,14 @@ def _end_workers_at_exit() -> None:
         worker.kill()
 
 
-def make_loader(dataset: Dataset, batches, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over a batch sampler (TrainBatches / EvalBatches): (images, labels)."""
+def make_loader(dataset: Dataset, batches, num_workers: int = 0, pin_memory: bool = False,
+                collate=None) -> DataLoader:
+    """A DataLoader over a batch sampler (TrainBatches / EvalBatches): (images, labels), or what
+    `collate` makes of the samples."""
     return DataLoader(
         dataset,
         batch_sampler=batches,
+        collate_fn=collate,
         num_workers=num_workers,
         pin_memory=pin_memory,
         worker_init_fn=_single_threaded_worker if num_workers else None,

@@ -208,6 +208,9 @@ class TarShards(ImageSource):
     def open(self, index: int) -> Image.Image:
         return open_image(self._read(index))
 
+    def encoded(self, index: int) -> bytes:
+        return self._read(index)
+
     def label(self, index: int) -> int:
         return self.targets[index]
 

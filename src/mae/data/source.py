@@ -26,6 +26,10 @@ class ImageSource:
         """Where the image comes from, for messages (a path, a shard member)."""
         raise NotImplementedError
 
+    def encoded(self, index: int) -> bytes | None:
+        """The image file's bytes as stored, for sources that hold files (else None)."""
+        return None
+
     def size_of(self, index: int) -> tuple[int, int] | None:
         """(width, height) when known without decoding, else None."""
         return None

@@ -19,11 +19,13 @@ from pathlib import Path
 import torch
 
 from ..data import (
-    SYNTHETIC, DataWarning, ImageSource, KeyedImages, Normalize, ResizeCenterCrop, SyntheticShapes,
-    TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, rendered_side, steps_per_epoch,
+    SYNTHETIC, DataWarning, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop,
+    SyntheticShapes, TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, rendered_side,
+    steps_per_epoch,
 )
 from ..data.augmentations import pretrain_transform
 from ..data.class_subsets import check_same_classes
+from ..data.device_decode import device_decoding
 from ..data.loader import warn_split_folders
 from ..masking import shape_noise
 from ..models import create_model
@@ -110,6 +112,19 @@ def _knn_loaders(config: PretrainConfig, source: ImageSource, pin_memory: bool) 
     return loaders
 
 
+def _training_data(config: PretrainConfig, source: ImageSource, device: torch.device):
+    """(dataset, collate, to_model): the training images, how the loader batches them, and the
+    step that makes a batch the model's input on `device` (--decode-on device: decoded there)."""
+    mean, std = default_mean_std(config.in_chans)
+    if config.decode_on == "device":
+        crop = RandomResizedCrop(config.img_size, config.crop_scale, channels=config.in_chans)
+        return device_decoding(source, crop, config.seed, config.strict_data, device, mean, std)
+    transform = pretrain_transform(config.augmentation, config.img_size, config.crop_scale, config.in_chans)
+    normalize = Normalize(mean, std).to(device)
+    return (KeyedImages(source, transform, config.seed, config.strict_data), None,
+            lambda imgs: normalize(imgs.to(device, non_blocking=True)))
+
+
 def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResult:
     # ---- data: every check happens here, before any compute (in every process, so that
     # all of them stop together; only rank 0 shows the warnings)
@@ -124,6 +139,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     config, recipe_lines, plan = plan_run(config, env, len(source))
     device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from, _ = plan
     knn_loaders = _knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
+    dataset, collate, to_model = _training_data(config, source, device)
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
     warn_low_lr(config, base_lr, global_batch, total_steps)
@@ -159,9 +175,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     normalize = Normalize(*default_mean_std(config.in_chans)).to(device)
     batches = TrainBatches(len(source), config.batch_size, config.epochs, config.seed,
                            env.world_size, env.rank, accum, start_step=step)
-    transform = pretrain_transform(config.augmentation, config.img_size, config.crop_scale, config.in_chans)
-    loader = make_loader(KeyedImages(source, transform, config.seed, config.strict_data), batches,
-                         config.num_workers, pin_memory=device.type == "cuda")
+    loader = make_loader(dataset, batches, config.num_workers, pin_memory=device.type == "cuda", collate=collate)
     num_patches = raw_model.patch_embed.num_patches
 
     # ---- run directory (rank 0 writes, the others only compute)
@@ -248,7 +262,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
                 step_loss = torch.zeros((), device=device)
             first_row = (micro * env.world_size + env.rank) * config.batch_size  # as TrainBatches
             rows = noise[first_row: first_row + config.batch_size].to(device, non_blocking=True)
-            imgs = normalize(imgs.to(device, non_blocking=True))
+            imgs = to_model(imgs)
             last_micro = micro == accum - 1
             with distributed.sync_gradients(model, last_micro):
                 with autocast(precision, device):

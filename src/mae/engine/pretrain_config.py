@@ -16,6 +16,7 @@ from .config import Size, flag
 from .seeding import check_seed
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DECODE_ON = ("cpu", "device")
 ARCH_FIELDS = (
     "patch_size", "embed_dim", "depth", "num_heads",
     "decoder_embed_dim", "decoder_depth", "decoder_num_heads",
@@ -25,7 +26,7 @@ RESUMABLE = (
     "resume", "output_dir", "epochs", "device", "threads", "matmul_backend", "precision", "compile",
     "num_workers", "batch_size", "accum_iter", "effective_batch", "strict_data", "log_every", "save_every_steps",
     "save_every_epochs", "keep_last", "preview_every_epochs", "preview_images", "knn_every_epochs",
-    "knn_val_data", "knn_images", "tensorboard", "fsdp",
+    "knn_val_data", "knn_images", "tensorboard", "fsdp", "decode_on",
 )
 RESUME_HELP = (
     "'auto': continue from the newest checkpoint in the run directory that verifies (if there is "
@@ -75,6 +76,10 @@ class PretrainConfig:
                              "the shorter side), rrc (the random resized crop, the paper's) or rrc_jitter "
                              "(the same with colour jitter); all but none flip at random",
                              choices=AUGMENTATIONS)
+    decode_on: str = _set("cpu", "where images are decoded and cropped: cpu (Pillow, in the loader workers) or "
+                          "device (JPEGs decoded on the GPU by torchvision's nvJPEG, then cropped, flipped and "
+                          "normalised there as one batch; needs CUDA and torchvision, and --augmentation rrc)",
+                          choices=DECODE_ON)
     num_workers: int = _set(default_workers(), "data loader worker processes per training process "
                             "(0: load in the training process); default: the cores this process "
                             "may use, less one, at most 8")
@@ -210,6 +215,10 @@ class PretrainConfig:
              f"must not exceed --epochs {self.epochs}")
         need(all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
         need(self.augmentation in AUGMENTATIONS, "augmentation", f"must be one of {', '.join(AUGMENTATIONS)}")
+        need(self.decode_on in DECODE_ON, "decode_on", f"must be one of {', '.join(DECODE_ON)}")
+        if self.decode_on == "device" and self.augmentation != "rrc":
+            raise ValueError(f"--decode-on device crops with the random resized crop only (--augmentation rrc), "
+                             f"not --augmentation {self.augmentation}; use --decode-on cpu for it")
         need(0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
         need(self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
         check_seed(self.seed)
