@@ -59,10 +59,10 @@ def resample_weights(start: torch.Tensor, end: torch.Tensor, extent: torch.Tenso
 
 def batch_of(images: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """A uint8 [N, C, H, W] batch, or differently sized [C, H_i, W_i] images zero-padded into
-    one, and each image's (width, height) as float64 [N, 2] on the batch's device."""
+    one, and each image's (width, height) as float32 [N, 2] on the batch's device."""
     if isinstance(images, torch.Tensor):
         n, _, height, width = images.shape
-        return images, torch.tensor([[width, height]] * n, dtype=torch.float64, device=images.device)
+        return images, torch.tensor([[width, height]] * n, dtype=torch.float32, device=images.device)
     channels = {img.shape[0] for img in images}
     if len(channels) != 1:
         raise ValueError(f"images of one batch need the same number of channels, got {sorted(channels)}")
@@ -70,7 +70,7 @@ def batch_of(images: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tenso
     batch = images[0].new_zeros(len(images), channels.pop(), height, width)
     for row, img in zip(batch, images):
         row[:, : img.shape[1], : img.shape[2]] = img
-    sizes = torch.tensor([[img.shape[2], img.shape[1]] for img in images], dtype=torch.float64,
+    sizes = torch.tensor([[img.shape[2], img.shape[1]] for img in images], dtype=torch.float32,
                          device=batch.device)
     return batch, sizes
 
@@ -90,12 +90,12 @@ class DeviceCrops:
         if batch.dtype != torch.uint8:
             raise ValueError(f"device crops take uint8 images (0..255), got {batch.dtype}")
         device, size = batch.device, self.crop.size
-        boxes, flips = boxes.to(device, torch.float64), flips.to(device)
+        boxes, flips = boxes.to(device, torch.float32), flips.to(device)
         left, top, right, bottom = boxes.unbind(1)
         cols = resample_weights(left, right, sizes[:, 0], batch.shape[3], size)  # [N, size, W]
         rows = resample_weights(top, bottom, sizes[:, 1], batch.shape[2], size)  # [N, size, H]
         cols = torch.where(flips[:, None, None], cols.flip(1), cols)
         pixels = batch.float()
-        pixels = pixels @ cols.float().transpose(1, 2)[:, None]  # [N, C, H, size]
-        pixels = rows.float()[:, None] @ pixels  # [N, C, size, size]
+        pixels = pixels @ cols.transpose(1, 2)[:, None]  # [N, C, H, size]
+        pixels = rows[:, None] @ pixels  # [N, C, size, size]
         return (pixels - self.mean.to(device)) * self.inv_std.to(device)
