@@ -146,3 +146,18 @@ def test_pretraining_with_the_device_step_follows_the_cpu_path(folder, tmp_path,
         losses[decode_on] = [r["loss"] for r in read_metrics(tmp_path / decode_on) if "loss" in r]
     assert len(losses["cpu"]) == len(losses["device"]) == 6  # 12 images, 3 steps an epoch
     assert max(abs(a - b) for a, b in zip(losses["cpu"], losses["device"])) < 2e-3, losses
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_nvjpeg_decodes_and_crops_as_the_cpu_path(folder):
+    """On a CUDA machine with torchvision: the real GPU decode (two JPEG decoders differ by a
+    few levels at most on these smooth images)."""
+    pytest.importorskip("torchvision.io")
+    crop, device = RandomResizedCrop(32), torch.device("cuda")
+    dataset, _, to_model = device_decoding(folder, crop, 1, False, device, IMAGENET_MEAN, IMAGENET_STD)
+    cpu = KeyedImages(folder, crop, 1)
+    keys = [(0, i) for i in range(len(folder))]
+    batch, _ = collate([dataset[key] for key in keys])
+    pixels = to_model(batch).cpu() * STD * 255 + MEAN * 255
+    diff = (pixels.round().clamp(0, 255) - torch.stack([cpu[key][0] for key in keys]).float()).abs()
+    assert diff.max() <= 12 and diff.mean() < 1.0, (diff.max(), diff.mean())
