@@ -2,6 +2,7 @@
 pretraining's reconstructions in TensorBoard."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from mae.engine.downstream_config import LinprobeConfig
 from mae.engine.linprobe import linprobe
 from mae.engine.pretrain import pretrain
 from mae.engine.pretrain_config import PretrainConfig
-from mae.engine.monitor import Progress
+from mae.engine.monitor import MetricsLogger, Progress
 from mae.text import format_count, plural
 
 
@@ -52,6 +53,14 @@ def test_progress_on_a_terminal_without_a_width_prints_plain_lines():
     progress.report({"loss": 0.5})
     progress.close()
     assert "pretrain step 5/10 | loss 0.5" in stream.getvalue()
+
+
+def test_without_tensorboard_the_hint_names_the_package_that_works(tmp_path, monkeypatch):
+    """Whether or not this environment has tensorboard: as if it had not."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it raises ImportError
+    with pytest.raises(ValueError, match=r"needs the tensorboard package.*pip install tensorboard.*package named "
+                                         r"mae on the package index is another project"):
+        MetricsLogger(tmp_path, tensorboard=True)
 
 
 def test_pretraining_shows_the_same_images_reconstructed_in_tensorboard_at_each_picture(tmp_path):
