@@ -10,7 +10,9 @@ mmsegmentation does. Images are decoded as every command decodes them (`decode_i
 EXIF orientation, bit depth, alpha). A mask is read as stored; for an image stored turned
 (an EXIF orientation), the mask may fit the picture as shown (it is used as is) or the
 pixels as stored (it is turned with its image); where its size cannot tell which (a
-square image, a flip or a half turn), the pair is refused by name. Training samples (`SegmentationSamples`): a random rescale of the
+square image, a flip or a half turn), the pair is refused by name.
+
+Training samples (`SegmentationSamples`): a random rescale of the
 shorter side to [0.5, 2] x the crop size, a random crop (padded with the ignore index
 where the image is smaller), a horizontal flip; drawn from (seed, epoch, index).
 """
