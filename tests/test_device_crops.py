@@ -9,6 +9,7 @@ from PIL import Image
 import mae.data.transforms as transforms
 from mae.data import IMAGENET_MEAN, IMAGENET_STD, ImageFolder, KeyedImages, RandomResizedCrop, SyntheticShapes
 from mae.data.device_crops import DeviceCrops, draw_crops
+from mae.models.vit import to_2tuple
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZES = [(96, 96), (70, 50), (41, 120), (160, 133)]  # (width, height); crops down- and upscale
@@ -50,14 +51,15 @@ def test_the_boxes_are_those_the_cpu_path_crops(folder, monkeypatch):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_differently_sized_images_crop_as_the_pillow_path(folder, device):
-    crop, keys = RandomResizedCrop(40), [(2, i) for i in range(len(SIZES))]
+@pytest.mark.parametrize("size", [40, (40, 56)])  # a square, and height x width
+def test_differently_sized_images_crop_as_the_pillow_path(folder, device, size):
+    crop, keys = RandomResizedCrop(size), [(2, i) for i in range(len(SIZES))]
     cpu = KeyedImages(folder, crop, seed=5)
     expected = torch.stack([cpu[key][0] for key in keys]).float()
     boxes, flips = draw_crops(crop, [folder.size_of(i) for _, i in keys], keys, seed=5)
     images = [whole(folder, i).to(device) for _, i in keys]
     out = DeviceCrops(crop, IMAGENET_MEAN, IMAGENET_STD)(images, boxes, flips)
-    assert out.device.type == device and out.dtype == torch.float32 and out.shape == (len(keys), 3, 40, 40)
+    assert out.device.type == device and out.dtype == torch.float32 and out.shape == (len(keys), 3, *to_2tuple(size))
     diff = (pixels_of(out).round().clamp(0, 255) - expected).abs()
     assert diff.max() <= 3 and diff.mean() < 0.3, (diff.max(), diff.mean())
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..models.vit import to_2tuple
 from .loader import sample_rng
 from .transforms import RandomResizedCrop
 
@@ -77,7 +78,7 @@ def batch_of(images: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tenso
 
 class DeviceCrops:
     """`crop`'s random resized crop and flip, then normalisation by mean / std, of a batch on
-    its own device: uint8 images (a tensor or a list) -> float32 [N, C, size, size]."""
+    its own device: uint8 images (a tensor or a list) -> float32 [N, C, height, width] (the crop's size)."""
 
     def __init__(self, crop: RandomResizedCrop, mean: Sequence[float], std: Sequence[float]):
         self.crop = crop
@@ -89,13 +90,13 @@ class DeviceCrops:
         batch, sizes = batch_of(images)  # [N, C, H, W] uint8, [N, 2]
         if batch.dtype != torch.uint8:
             raise ValueError(f"device crops take uint8 images (0..255), got {batch.dtype}")
-        device, size = batch.device, self.crop.size
+        device, (height, width) = batch.device, to_2tuple(self.crop.size)
         boxes, flips = boxes.to(device, torch.float32), flips.to(device)
         left, top, right, bottom = boxes.unbind(1)
-        cols = resample_weights(left, right, sizes[:, 0], batch.shape[3], size)  # [N, size, W]
-        rows = resample_weights(top, bottom, sizes[:, 1], batch.shape[2], size)  # [N, size, H]
+        cols = resample_weights(left, right, sizes[:, 0], batch.shape[3], width)  # [N, width, W]
+        rows = resample_weights(top, bottom, sizes[:, 1], batch.shape[2], height)  # [N, height, H]
         cols = torch.where(flips[:, None, None], cols.flip(1), cols)
         pixels = batch.float()
-        pixels = pixels @ cols.transpose(1, 2)[:, None]  # [N, C, H, size]
-        pixels = rows[:, None] @ pixels  # [N, C, size, size]
+        pixels = pixels @ cols.transpose(1, 2)[:, None]  # [N, C, H, width]
+        pixels = rows[:, None] @ pixels  # [N, C, height, width]
         return (pixels - self.mean.to(device)) * self.inv_std.to(device)
