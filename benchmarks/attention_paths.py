@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from mae.benchmarking import machine, write_results
+from mae.benchmarking import machine, publish
 from mae.models.vit import Attention
 
 # (width, heads) of the encoders and decoders of tiny, small and base
@@ -86,12 +86,9 @@ def main(argv=None) -> int:
         "", "| dtype | layer | tokens | plain ms | SDPA ms | SDPA / plain | faster | load |",
         "|---|---|---:|---:|---:|---:|---|---:|", *rows,
     ]) + "\n"
-    print(table, end="")
-    if args.out:
-        command = "python benchmarks/attention_paths.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-        record = dict(command=command, machine=machine("cpu"), results=results)
-        for path in write_results(args.out, record, table):
-            print("wrote", path)
+    command = "python benchmarks/attention_paths.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    record = dict(command=command, machine=machine("cpu"), results=results)
+    publish(table, record, args.out)
     return 0
 
 

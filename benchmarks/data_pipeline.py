@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, JpegImagePlugin
 
-from mae.benchmarking import machine, write_results
+from mae.benchmarking import machine, publish
 from mae.data import ImageFolder, KeyedImages, RandomResizedCrop, TarShards, TrainBatches, make_loader
 from mae.data.shard_writer import write_shards
 
@@ -162,10 +162,7 @@ def main(argv=None) -> int:
         "",
         *needs,
     ]) + "\n"
-    print(table, end="")
-    if args.out:
-        for path in write_results(args.out, record, table):
-            print("wrote", path)
+    publish(table, record, args.out)
     return 0
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mae.benchmarking import machine, write_results
+from mae.benchmarking import machine, publish
 from mae.data import IMAGENET_MEAN, IMAGENET_STD, Normalize, RandomResizedCrop
 from mae.data.device_crops import DeviceCrops, draw_crops
 from mae.data.transforms import _to_tensor
@@ -90,10 +90,7 @@ def main(argv=None) -> int:
         f"**Random resized crop {args.crop}px + flip + normalise from decoded uint8 pixels, batch "
         f"{args.batch}, one thread; {record['machine']['cpu']}**", "",
         "| images | path | images/s per core (CPU time) | 1-min load |", "|---|---|---:|---:|", *rows]) + "\n"
-    print(table, end="")
-    if args.out:
-        for path in write_results(args.out, record, table):
-            print("wrote", path)
+    publish(table, record, args.out)
     return 0
 
 

@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from mae.benchmarking import BenchSettings, machine, mask_token_variant, run_benchmark, share_parts, write_results
+from mae.benchmarking import BenchSettings, machine, mask_token_variant, publish, run_benchmark, share_parts
 from mae.benchmarking.variants import DECODER_PARTS, ENCODER_PARTS
 from mae.models import MaskedAutoencoder, model_config
 
@@ -89,11 +89,8 @@ def main(argv=None) -> int:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
     ]) + "\n"
-    print(table, end="")
-    if args.out:
-        record = dict(command=command, machine=machine(args.device), runs=runs)
-        for path in write_results(args.out, record, table):
-            print("wrote", path)
+    record = dict(command=command, machine=machine(args.device), runs=runs)
+    publish(table, record, args.out)
     return 0
 
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mae.benchmarking import machine, write_results
+from mae.benchmarking import machine, publish
 
 # name -> (extra environment, extra flags); libgomp takes an empty policy for its default (with a warning)
 SETTINGS = {
@@ -69,12 +69,9 @@ def main(argv=None) -> int:
         f"**Demo pretraining (configs/demo.yaml), {args.images} images, {os.cpu_count()} cores**", "",
         "| setting | competing busy processes | images/s | 1-min load |", "|---|---:|---:|---:|", *rows,
     ]) + "\n"
-    print(table, end="")
-    if args.out:
-        command = "python benchmarks/threads.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-        record = dict(command=command, machine=machine("cpu"), results=results)
-        for path in write_results(args.out, record, table):
-            print("wrote", path)
+    command = "python benchmarks/threads.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    record = dict(command=command, machine=machine("cpu"), results=results)
+    publish(table, record, args.out)
     return 0
 
 

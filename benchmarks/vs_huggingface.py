@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from mae.benchmarking import BenchSettings, build_variants, machine, run_benchmark, write_results
+from mae.benchmarking import BenchSettings, build_variants, machine, publish, run_benchmark
 from mae.models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 
 OURS = ("ours", "ours-compiled")
@@ -84,11 +84,8 @@ def main(argv=None) -> int:
         "|---|---|" + "---:|" * 13,
         *(row(run, peaks[run["matmul_dtype"]]) for run in runs),
     ]) + "\n"
-    print(table, end="")
-    if args.out:
-        record = dict(command=command, machine=machine(args.device), runs=runs)
-        for path in write_results(args.out, record, table):
-            print("wrote", path)
+    record = dict(command=command, machine=machine(args.device), runs=runs)
+    publish(table, record, args.out)
     return 0
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mae
-from mae.benchmarking import BenchSettings, build_variants, markdown_table, run_benchmark, share_parts
+from mae.benchmarking import BenchSettings, build_variants, machine, markdown_table, publish, run_benchmark, share_parts
 from mae.benchmarking.measure import (
     StepTimer,
     matmul_flops_per_s,
@@ -279,3 +279,14 @@ def test_vs_huggingface_script_reports_both_sides_with_mfu_and_load(tmp_path, mo
         assert run["reference"] == "ours-compiled" and run["load_average_1min"] >= 0
     rows = [line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| mae_vit_tiny")]
     assert len(rows) == 1 and rows[0].count("%") == 3  # MFU of ours, compiled, HF
+
+
+def test_publish_prints_the_table_and_writes_files_only_when_asked(tmp_path, capsys):
+    record = dict(command="python benchmarks/x.py", machine=machine("cpu"), results=[1, 2])
+    publish("| a |\n", record, None)
+    assert capsys.readouterr().out == "| a |\n" and not list(tmp_path.iterdir())
+    publish("| a |\n", record, tmp_path / "x.json")
+    printed = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'x.json'}" in printed and f"wrote {tmp_path / 'x.md'}" in printed
+    assert json.loads((tmp_path / "x.json").read_text())["results"] == [1, 2]
+    assert (tmp_path / "x.md").read_text().endswith("| a |\n")

@@ -5,7 +5,7 @@
     run = run_benchmark(BenchSettings(batch=8, precision="bf16"), variants)
 """
 
-from .report import machine, markdown_table, write_results
+from .report import machine, markdown_table, publish, write_results
 from .runner import BenchSettings, run_benchmark
 from .variants import (VARIANTS, build_variants, huggingface_twin, mask_token_variant, set_fused_attention,
                        share_parts)
@@ -18,6 +18,7 @@ __all__ = [
     "machine",
     "mask_token_variant",
     "markdown_table",
+    "publish",
     "run_benchmark",
     "set_fused_attention",
     "share_parts",

@@ -75,3 +75,11 @@ def write_results(path: str | Path, record: dict, table: str) -> tuple[Path, Pat
     atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
     atomic_write(md_path, lambda tmp: Path(tmp).write_text(markdown))
     return json_path, md_path
+
+
+def publish(table: str, record: dict, out: str | Path | None) -> None:
+    """Print `table`, and with `out` write it and `record` there (see `write_results`)."""
+    print(table, end="")
+    if out:
+        for path in write_results(out, record, table):
+            print("wrote", path)
