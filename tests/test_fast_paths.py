@@ -4,10 +4,12 @@ in test_encoder_mask_tokens.py)."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import mae
+import mae.models.mae as mae_model
 from mae.benchmarking import set_fused_attention
-from mae.masking import random_masking
+from mae.masking import random_masking, take_rows
 from mae.models import model_config
 from mae.models.vit import Attention
 
@@ -44,9 +46,11 @@ def test_sdpa_and_plain_attention_agree_forward_and_backward(dtype, tol):
         torch.testing.assert_close(fused_grads[name], plain_grads[name], atol=tol, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("norm_pix, mask_ratio", [(False, 0.75), (True, 0.5), (True, 0.0)])
-def test_head_and_loss_on_removed_patches_only_equal_the_full_head_loss(norm_pix, mask_ratio):
-    model = tiny(norm_pix_loss=norm_pix).double()
+# pixels and norm_pix: the head's rows reordered to the image's own pixel order; hog: patchify's
+@pytest.mark.parametrize("target, mask_ratio", [("pixels", 0.75), ("norm_pix", 0.5), ("norm_pix", 0.0),
+                                                ("hog", 0.75)])
+def test_head_and_loss_on_removed_patches_only_equal_the_full_head_loss(target, mask_ratio):
+    model = tiny(target=target).double()
     imgs, noise = torch.randn(3, 3, 32, 32, dtype=torch.float64), torch.rand(3, 16)
     fast, fast_grads = loss_and_grads(model, imgs, noise, mask_ratio, return_pred=False)
     assert fast.pred is None  # the training call predicts the removed patches only
@@ -59,13 +63,40 @@ def test_head_and_loss_on_removed_patches_only_equal_the_full_head_loss(norm_pix
         torch.testing.assert_close(fast_grads[name], full_grads[name], atol=1e-12, rtol=1e-9, msg=name)
 
 
-def test_the_head_runs_on_the_removed_patches_only():
+def test_the_head_runs_on_the_removed_patches_only(monkeypatch):
     model = tiny()
     rows = []
-    model.decoder_pred.register_forward_hook(lambda m, i, o: rows.append(o.shape[1]))
+
+    def head_spy(x, weight, bias=None):  # the training call's head: decoder_pred's rows reordered
+        if weight.shape == model.decoder_pred.weight.shape:
+            rows.append(x.shape[1])
+        return F.linear(x, weight, bias)
+
+    monkeypatch.setattr(mae_model, "linear", head_spy)
+    model.decoder_pred.register_forward_hook(lambda m, i, o: rows.append(o.shape[1]))  # the module's own
     model(torch.randn(2, 3, 32, 32), 0.75)
     model(torch.randn(2, 3, 32, 32), 0.75, return_pred=True)
     assert rows == [12, 16]
+
+
+def test_the_head_in_image_pixel_order_is_patchify_order_rearranged():
+    model = tiny()
+    features = torch.randn(2, 5, 32)
+    ours = model.head_channels_first(features)  # [N, R, C*p*p]
+    official = model.decoder_pred(features)  # [N, R, p*p*C]
+    torch.testing.assert_close(ours.unflatten(-1, (3, 64)), official.unflatten(-1, (64, 3)).transpose(-1, -2))
+
+
+def test_take_rows_is_gather_of_whole_rows_forward_and_backward():
+    x = torch.randn(3, 10, 7, dtype=torch.float64, requires_grad=True)
+    ids = torch.argsort(torch.rand(3, 10), dim=1)[:, :6]
+    taken = take_rows(x, ids)
+    expected = torch.gather(x, 1, ids.unsqueeze(-1).expand(-1, -1, 7))
+    assert torch.equal(taken, expected)
+    weights = torch.randn(3, 6, 7, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((taken * weights).sum(), x)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x)
+    assert torch.equal(grad, expected_grad)
 
 
 def test_automatic_attention_path_choice():

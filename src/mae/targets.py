@@ -20,6 +20,9 @@ import torch.nn.functional as F
 
 class PixelTarget:
     pixels = True  # predictions are pixel values (a reconstruction can be pictured)
+    # the target of a patch with its pixels reordered is the target reordered alike: the
+    # loss may then read each patch in any fixed order of its pixels (mae.models.mae)
+    any_pixel_order = True
 
     def dim(self, patch_size: int, in_chans: int) -> int:
         return patch_size * patch_size * in_chans
@@ -53,6 +56,7 @@ class HOGTarget:
     cell: int | None = None
     eps: float = 1e-5
     pixels = False
+    any_pixel_order = False
 
     def cell_size(self, patch_size: int) -> int:
         cell = self.cell or (8 if patch_size >= 16 else patch_size)
@@ -83,7 +87,9 @@ TARGETS = {"pixels": PixelTarget(), "norm_pix": NormPixTarget(), "hog": HOGTarge
 
 def register_target(name: str, target) -> None:
     """Make `target` (dim(patch_size, in_chans), __call__(patches, patch_size, in_chans), and a
-    `pixels` flag: whether its predictions are pixels to picture) buildable as target=name."""
+    `pixels` flag: whether its predictions are pixels to picture) buildable as target=name.
+    An optional `any_pixel_order = True` says the target commutes with reordering a patch's
+    pixels (as pixels and norm_pix do), which lets the loss skip a transposition of the image."""
     if not (callable(target) and callable(getattr(target, "dim", None))):
         raise ValueError(f"a target needs dim(patch_size, in_chans) and __call__(patches, patch_size, "
                          f"in_chans); got {target!r}")

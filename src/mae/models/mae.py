@@ -16,9 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masking import check_mask_ratio, mask_plan, num_kept, removed_mask
+from ..masking import check_mask_ratio, mask_plan, num_kept, removed_mask, take_rows
 from ..targets import get_target, model_target
-from .linear import Linear
+from .linear import Linear, linear
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_decoder
 from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm, to_2tuple
@@ -141,8 +141,7 @@ class MaskedAutoencoder(VisionTransformer):
         # per patch, so this equals embedding all and gathering, at (1 - mask_ratio) the cost
         ids_keep, ids_restore = mask_plan(n, length, mask_ratio, noise, imgs.device, mask_type, grid)
         pixels = self.patch_embed.pixels(imgs)  # [N, L, C*p*p]
-        pixels = torch.gather(pixels, 1, ids_keep.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))
-        x = self.patch_embed.embed_pixels(pixels) + pos[0, 1:][ids_keep]  # [N, K, D]
+        x = self.patch_embed.embed_pixels(take_rows(pixels, ids_keep)) + pos[0, 1:][ids_keep]  # [N, K, D]
         mask = removed_mask(ids_restore, ids_keep.shape[1], torch.promote_types(x.dtype, torch.float32))
         cls = (self.cls_token + pos[:, :1]).expand(n, -1, -1)  # [N, 1, D]
         x = torch.cat([cls, x], dim=1)  # [N, 1 + K, D]
@@ -172,12 +171,12 @@ class MaskedAutoencoder(VisionTransformer):
         x = self.decoder_embed(latent)  # [N, 1 + K, Dd]
         if self.encoder_mask_tokens:  # the encoder's output is every patch already, in patch order
             return self.decode_tokens(x, grid)
-        n, kept, dim = x.shape
+        n, kept, _ = x.shape
         length = ids_restore.shape[1]
         # one shared mask token for every removed patch, then back to patch order
         mask_tokens = self.mask_token.expand(n, length + 1 - kept, -1)  # [N, L - K, Dd]
         patches = torch.cat([x[:, 1:], mask_tokens], dim=1)  # [N, L, Dd], shuffled order
-        patches = torch.gather(patches, 1, ids_restore.unsqueeze(-1).expand(-1, -1, dim))
+        patches = take_rows(patches, ids_restore)
         x = torch.cat([x[:, :1], patches], dim=1)  # [N, 1 + L, Dd]
         return self.decode_tokens(x, grid)
 
@@ -207,18 +206,32 @@ class MaskedAutoencoder(VisionTransformer):
         # clamp keeps mask_ratio=0 finite (no removed patch: loss 0) without a host sync
         return (loss * mask).sum() / mask.sum().clamp_min(1)
 
-    def removed_loss(self, imgs: torch.Tensor, pred_removed: torch.Tensor, ids_removed: torch.Tensor):
+    def removed_loss(self, imgs: torch.Tensor, pred_removed: torch.Tensor, ids_removed: torch.Tensor,
+                     channels_first: bool = False):
         """MSE of the removed patches' predictions [N, R, T] against their targets, in one op.
 
         Every sample removes the same number R of patches, so the mean over all of them
         equals the official per-patch mean averaged over the removed patches.
+        channels_first=True: each patch's predictions come as the image holds its pixels,
+        (channel, row, column), not patchify's (row, column, channel) (see `head_channels_first`).
         """
         if ids_removed.shape[1] == 0:  # mask_ratio 0: nothing removed, loss 0
             return pred_removed.sum().to(torch.promote_types(pred_removed.dtype, torch.float32))
-        patches = self.patchify(imgs)  # [N, L, p*p*C]
-        patches = torch.gather(patches, 1, ids_removed.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
-        target = self.reconstruction_target(patches)  # [N, R, T], each patch's from its own pixels
+        patches = self.patch_embed.pixels(imgs) if channels_first else self.patchify(imgs)  # [N, L, p*p*C]
+        target = self.reconstruction_target(take_rows(patches, ids_removed))  # [N, R, T], each from its own pixels
         return F.mse_loss(pred_removed.to(target.dtype), target)
+
+    def head_channels_first(self, features: torch.Tensor) -> torch.Tensor:
+        """decoder_pred [N, R, Dd] -> [N, R, T] with each patch's outputs (channel, row, column).
+
+        The same weights, their rows reordered: a pixel target's loss then reads the image's
+        patches in its own memory order, where patchify's order would move every channel
+        innermost (a transposition of the whole image that compiled kernels vectorize badly).
+        """
+        p2, c = self.patch_embed.patch_size**2, self.patch_embed.in_chans
+        order = torch.arange(p2 * c, device=features.device).view(p2, c).t().reshape(-1)  # [T]
+        head = self.decoder_pred
+        return linear(features, head.weight[order], head.bias[order])
 
     def forward(self, imgs: torch.Tensor, mask_ratio: float | None = None, noise=None,
                 mask_type: str = "random", return_pred: bool = False) -> MAEOutput:
@@ -234,12 +247,14 @@ class MaskedAutoencoder(VisionTransformer):
         features = self.decoder_features(latent, ids_restore, grid)  # [N, L, Dd]
         kept = num_kept(ids_restore.shape[1], mask_ratio)
         ids_removed = torch.argsort(ids_restore, dim=1)[:, kept:]  # [N, R], in shuffled order
-        index = ids_removed.unsqueeze(-1)
+        pred = None
         if return_pred:
             pred = self.decoder_pred(features)  # [N, L, T]
-            pred_removed = torch.gather(pred, 1, index.expand(-1, -1, pred.shape[-1]))
+            loss = self.removed_loss(imgs, take_rows(pred, ids_removed), ids_removed)
+        elif getattr(self.target, "any_pixel_order", False):
+            pred_removed = self.head_channels_first(take_rows(features, ids_removed))  # [N, R, T]
+            loss = self.removed_loss(imgs, pred_removed, ids_removed, channels_first=True)
         else:
-            pred = None
-            pred_removed = self.decoder_pred(torch.gather(features, 1, index.expand(-1, -1, features.shape[-1])))
-        loss = self.removed_loss(imgs, pred_removed, ids_removed)
+            pred_removed = self.decoder_pred(take_rows(features, ids_removed))  # [N, R, T]
+            loss = self.removed_loss(imgs, pred_removed, ids_removed)
         return MAEOutput(loss=loss, pred=pred, mask=mask, ids_restore=ids_restore)
