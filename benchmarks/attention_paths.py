@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from mae.allocator import keep_freed_memory
 from mae.benchmarking import machine, publish
 from mae.models.vit import Attention
 
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as in training
 
     rows, results = [], []
     for dtype in (torch.float32, torch.bfloat16):

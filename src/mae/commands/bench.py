@@ -5,6 +5,7 @@ import shlex
 
 import torch
 
+from ..allocator import keep_freed_memory
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     set_matmul_backend(args.matmul_backend)
+    keep_freed_memory()
     if args.model not in model_names():
         raise ValueError(f"--model {args.model!r} is unknown; known models: {', '.join(model_names())}")
     overrides = dict(img_size=args.img_size)

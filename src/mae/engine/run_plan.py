@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..allocator import keep_freed_memory
 from ..models.linear import set_matmul_backend
 from . import distributed
 from .checkpoint import SET_ASIDE, CheckpointManager, CheckpointWarning, load_training_state
@@ -130,6 +131,7 @@ def plan_run(config, env: distributed.DistEnv, num_images: int, num_classes: int
     if config.threads:
         torch.set_num_threads(config.threads)
     set_matmul_backend(config.matmul_backend)  # after the threads: the probe runs on them
+    keep_freed_memory()
     run_dir = checked_run_dir(config.output_dir)
 
     def lock_existing() -> None:  # before its checkpoints are read (a new directory: in `start`)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..allocator import keep_freed_memory
 from ..data import Normalize, TrainBatches, default_mean_std, make_loader, steps_per_epoch
 from ..data.segmentation import SYNTHETIC_CLASSES, SegmentationFolder, SegmentationSamples, SyntheticSegmentation, eval_pair
 from ..data.loader import SYNTHETIC
@@ -112,6 +113,7 @@ def _folder_sources(config: SegmentConfig):
 
 
 def train_segmenter(config: SegmentConfig) -> SegmentResult:
+    keep_freed_memory()
     if config.threads:
         torch.set_num_threads(config.threads)
     device = distributed.resolve_device(config.device)
