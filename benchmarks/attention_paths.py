@@ -26,8 +26,9 @@ from mae.models.vit import Attention
 # (width, heads) of the encoders and decoders of tiny, small and base
 LAYERS = {"tiny-encoder": (192, 3), "tiny-decoder": (128, 4), "small-encoder": (384, 6), "small-decoder": (256, 8),
           "base-encoder": (768, 12), "base-decoder": (512, 16)}
-# tokens: 224 px encoder (1 + 49 kept) and decoder (1 + 196); 320 px (1 + 100, 1 + 400); 448 px decoder
-TOKENS = (50, 101, 197, 401, 785)
+# tokens: 224 px encoder (1 + 49 kept) and decoder (1 + 196); 320 px (1 + 100, 1 + 400); 384 px and
+# 448 px decoders
+TOKENS = (50, 101, 197, 401, 577, 785)
 
 
 def fwd_bwd_seconds(attn: Attention, x: torch.Tensor, dtype: torch.dtype) -> float:

@@ -11,7 +11,7 @@ import mae.models.mae as mae_model
 from mae.benchmarking import set_fused_attention
 from mae.masking import random_masking, take_rows
 from mae.models import model_config
-from mae.models.vit import Attention
+from mae.models.vit import Attention, plain_bf16_max_tokens
 
 from helpers import TINY
 
@@ -176,3 +176,9 @@ def test_a_training_step_never_waits_for_the_gpu():
         step(imgs, noise, 0.75)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("amx, limit", [(True, 400), (False, 785)])
+def test_the_bf16_attention_crossover_follows_the_cpu(monkeypatch, amx, limit):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert plain_bf16_max_tokens() == limit

@@ -77,6 +77,18 @@ class PatchEmbed(nn.Module):
         return linear(pixels, self.proj.weight.flatten(1), self.proj.bias)
 
 
+def plain_bf16_max_tokens() -> int:
+    """Below how many tokens the plain path beats SDPA in bf16 on this CPU.
+
+    Measured (benchmarks/attention_paths.py, docs/benchmarks.md), one layer forward + backward,
+    the widths of ViT-T/S/B: with AMX (Intel Xeon) plain is 1.5-4x faster up to 197 tokens,
+    still at 401, mostly slower at 785; without it (AMD Zen 5, AVX512-BF16) 1.25-4.3x faster
+    through 577 tokens and mostly slower at 785. In float32 SDPA is as fast or faster everywhere.
+    """
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return 400 if amx else 785
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection.
 
@@ -90,11 +102,8 @@ class Attention(nn.Module):
     head-major order, and the scaling of q is that one copy of it.
     """
 
-    # plain path below this many tokens, per dtype, on CPU (benchmarks/attention_paths.py,
-    # docs/benchmarks.md): in bf16 its forward + backward is 1.5-4x faster than SDPA's CPU
-    # kernel up to 197 tokens, even at 401 and mostly slower at 785; in float32 SDPA is as
-    # fast or faster at every length (absent dtypes: SDPA always)
-    PLAIN_CPU_MAX_TOKENS = {torch.bfloat16: 400}
+    # plain path below this many tokens, per dtype, on CPU (absent dtypes: SDPA always)
+    PLAIN_CPU_MAX_TOKENS = {torch.bfloat16: plain_bf16_max_tokens()}
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, fused: bool | None = None):
         super().__init__()
