@@ -9,7 +9,7 @@ from PIL import Image
 
 import mae
 from mae.cli import main
-from mae.imageio import read_image
+from mae.imageio import read_image, resize_and_crop
 from mae.models import patchify
 from mae.viz import IMAGENET_MEAN, IMAGENET_STD, visualize
 from mae.weights import export_model
@@ -151,6 +151,16 @@ def test_images_are_resized_to_cover_then_centre_cropped(tmp_path):
     assert grey.shape == (1, 16, 16) and torch.all(grey[:, :, 2:-2] == 1.0)
     tall = read_image(wide, (32, 8))  # covers 32 high: the 64-wide image keeps its scale
     assert tall.shape == (3, 32, 8) and torch.all(tall == 1.0)
+
+
+def test_an_rgb_jpeg_is_decoded_before_its_file_closes(tmp_path):
+    # a JPEG that needs no conversion used to come back still lazy, its file already closed
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(40, 48, 3)).astype(np.uint8)).save(path)
+    with Image.open(path) as photo:
+        expected = np.asarray(resize_and_crop(photo.convert("RGB"), (32, 32)), dtype=np.float32) / 255.0
+    pixels = read_image(path, (32, 32))
+    assert torch.equal(pixels, torch.from_numpy(expected).permute(2, 0, 1))
 
 
 def test_a_folder_of_images_and_other_picture_formats(tmp_path, model, images, capsys):

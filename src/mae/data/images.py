@@ -97,6 +97,7 @@ def decode_image(img: Image.Image, channels: int) -> Image.Image:
     """
     if channels not in (1, 3):
         raise ValueError(f"images can be read with 1 or 3 channels, not {channels}")
+    img.load()  # decoded now: an image that needs no conversion is returned as is, and must outlive its file
     turn = orientation(img)
     target = "RGB" if channels == 3 else "L"
     if img.mode.startswith("I") or img.mode == "F":
