@@ -9,7 +9,8 @@ batch, images, masking noise; each side with its own default optimizer (ours: fu
 with the official betas and weight decay; HF: what its Trainer builds by default, fused
 AdamW at lr 5e-5). The speed-up is the peer's step time over ours, the median of per-round
 ratios. MFU is against the best peak of its dtype measured anywhere in the same run; every
-row carries the 1-minute load average when it finished.
+row carries the 1-minute load average when it finished. The process keeps its freed memory
+(`mae.allocator`, as training does), for both sides alike.
 
     python benchmarks/vs_huggingface.py --models mae_vit_base_patch16 --batch 8 --threads 1
 """
