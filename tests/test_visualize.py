@@ -181,3 +181,14 @@ def test_a_folder_of_images_and_other_picture_formats(tmp_path, model, images, c
     (tmp_path / "empty").mkdir()
     assert main(["visualize", "--checkpoint", str(checkpoint), str(tmp_path / "empty")]) == 2
     assert "holds no image files" in capsys.readouterr().err
+
+
+def test_the_command_line_says_what_a_feature_target_grid_shows(tmp_path, images, capsys):
+    torch.manual_seed(0)
+    hog = mae.create_model("mae_vit_tiny_patch16", **TINY, target="hog")
+    checkpoint = tmp_path / "hog.safetensors"
+    mae.save_model(hog, checkpoint)
+    assert main(["visualize", "--checkpoint", str(checkpoint), str(images[0]), "--out", str(tmp_path / "g.png")]) == 0
+    line = capsys.readouterr().out
+    assert ": 1 image, random mask" in line
+    assert "predicts hog features, not pixels: the grid shows the masked input only" in line

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..data.images import image_extensions
 from ..engine.seeding import check_seed
 from ..masking import MASK_TYPES
+from ..text import plural
 from ..viz import visualize
 from .convert import model_overrides
 
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     rec = visualize(args.checkpoint, image_files(args.images), mask_ratio=args.mask_ratio, seed=args.seed,
                     out=args.out, mask_type=args.mask_type, **model_overrides(args))
     note = " (norm-pix predictions mapped back with each patch's own mean and std)" if rec.norm_pix else ""
-    print(f"wrote {args.out}: {len(rec.original)} images, {args.mask_type} mask, ratio {args.mask_ratio}, "
+    if rec.pasted is None:
+        note = f" (the model predicts {rec.target} features, not pixels: the grid shows the masked input only)"
+    print(f"wrote {args.out}: {plural(len(rec.original), 'image')}, {args.mask_type} mask, ratio {args.mask_ratio}, "
           f"loss {rec.loss:.4f}{note}")
     return 0
