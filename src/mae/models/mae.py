@@ -217,7 +217,8 @@ class MaskedAutoencoder(VisionTransformer):
         """
         if ids_removed.shape[1] == 0:  # mask_ratio 0: nothing removed, loss 0
             return pred_removed.sum().to(torch.promote_types(pred_removed.dtype, torch.float32))
-        patches = self.patch_embed.pixels(imgs) if channels_first else self.patchify(imgs)  # [N, L, p*p*C]
+        # [N, L, C*p*p] (the image's order) or [N, L, p*p*C] (patchify's)
+        patches = self.patch_embed.pixels(imgs) if channels_first else self.patchify(imgs)
         target = self.reconstruction_target(take_rows(patches, ids_removed))  # [N, R, T], each from its own pixels
         return F.mse_loss(pred_removed.to(target.dtype), target)
 
