@@ -105,6 +105,19 @@ def test_matmul_peak_is_the_best_backend(monkeypatch):
     assert not calls  # bf16 runs through torch's path only
 
 
+@pytest.mark.parametrize("seconds_per_1024, sizes", [(4.0, [512]), (0.5, [512, 1024]), (0.01, [512, 1024, 2048])])
+def test_the_cpu_peak_grows_its_matmul_only_while_one_is_quick(monkeypatch, seconds_per_1024, sizes):
+    import mae.benchmarking.measure as measure
+
+    rate, seen = 2 * 1024**3 / seconds_per_1024, []
+    monkeypatch.setattr(measure, "square_matmul_rate", lambda device, dtype, n, repeats: seen.append(n) or rate)
+    assert measure.matmul_flops_per_s(torch.device("cpu"), torch.bfloat16) == rate
+    assert seen == sizes  # a 512 matmul at that rate takes 1/8 of the 1024's time
+    seen.clear()
+    measure.matmul_flops_per_s(torch.device("cpu"), torch.bfloat16, size=64)
+    assert seen == [64]
+
+
 def test_timer_and_matmul_rate():
     timer = StepTimer(torch.device("cpu"))
     for _ in range(3):

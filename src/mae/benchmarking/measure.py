@@ -49,11 +49,29 @@ class StepTimer:
         return [start.elapsed_time(end) / 1000 for start, end in self.marks]
 
 
+CPU_SIZES = (512, 1024, 2048)  # the square matmul grows through these while it is quick
+QUICK_MATMUL_S = 0.25
+
+
 def matmul_flops_per_s(device: torch.device, dtype: torch.dtype, size: int | None = None,
                        repeats: int = 5) -> float:
     """The best rate of a square [size x size] matmul in `dtype` through every backend a step
-    may use (torch's BLAS, and oneDNN for float32 on CPU): this machine's practical peak."""
-    size = size or (8192 if device.type == "cuda" else 2048)
+    may use (torch's BLAS, and oneDNN for float32 on CPU): this machine's practical peak.
+
+    Left out, the size is 8192 on a GPU; on CPU it grows from 512 to 2048 while one matmul
+    takes under QUICK_MATMUL_S, so that a dtype the CPU only emulates (bf16 without AVX-512:
+    ~1 GFLOP/s, 17 s for one 2048 matmul) is measured in seconds, not minutes."""
+    sizes = (size,) if size else (8192,) if device.type == "cuda" else CPU_SIZES
+    best = 0.0
+    for n in sizes:
+        best = max(best, square_matmul_rate(device, dtype, n, repeats))
+        if 2 * n**3 / best >= QUICK_MATMUL_S:
+            break
+    return best
+
+
+def square_matmul_rate(device: torch.device, dtype: torch.dtype, size: int, repeats: int) -> float:
+    """FLOP/s of the fastest [size x size] matmul of `repeats` timed, over the backends."""
     gen = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device, dtype)
     b = torch.randn(size, size, generator=gen).to(device, dtype)
