@@ -40,7 +40,7 @@ from .config import config_to_dict
 from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import optimizer_step, set_lr, warmup_cosine
-from .precision import autocast, grad_scaler
+from .precision import PrecisionWarning, autocast, grad_scaler
 from .recipe import RecipeWarning, warn_low_lr
 from .resume_check import data_identity
 from .run_lock import unlock_run_dir
@@ -209,7 +209,7 @@ def train_classifier(config: DownstreamConfig, recipe: Recipe) -> DownstreamResu
 def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -> DownstreamResult:
     # ---- every check before any compute: the data, the head's classes, the encoder
     if not env.is_main:
-        for category in (DataWarning, RecipeWarning):
+        for category in (DataWarning, RecipeWarning, PrecisionWarning):
             warnings.filterwarnings("ignore", category=category)
     synthetic = config.data in (None, SYNTHETIC)
     if synthetic:

@@ -41,7 +41,7 @@ from .downstream import SYNTHETIC_VAL_SEED, eval_crop_fraction
 from .knn import knn_monitor
 from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
-from .precision import autocast, grad_scaler
+from .precision import PrecisionWarning, autocast, grad_scaler
 from .pretrain_config import PretrainConfig
 from .recipe import RecipeWarning, warn_low_lr
 from .resume_check import data_identity
@@ -129,7 +129,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     # ---- data: every check happens here, before any compute (in every process, so that
     # all of them stop together; only rank 0 shows the warnings)
     if not env.is_main:
-        for category in (DataWarning, RecipeWarning):
+        for category in (DataWarning, RecipeWarning, PrecisionWarning):
             warnings.filterwarnings("ignore", category=category)
     source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size),
                           config.seed)
