@@ -12,7 +12,7 @@ PAGES_PER_ROUND = BLOCKS * BLOCK_FLOATS * 4 // 4096
 
 # allocates, touches and frees the blocks ROUNDS times; prints the page faults of each round
 ROUNDS_SCRIPT = f"""
-import resource, sys
+import resource
 import torch
 from mae.allocator import keep_freed_memory
 kept = keep_freed_memory()

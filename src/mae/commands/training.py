@@ -9,14 +9,10 @@ import time
 import warnings
 from collections.abc import Callable
 
-from ..data import DataWarning
-from ..engine.checkpoint import CheckpointWarning
 from ..engine.config import add_config_arguments, config_from_args
 from ..engine.disk import FULL_ERRNOS, DiskFull
 from ..engine.monitor import format_duration
-from ..engine.precision import PrecisionWarning
-from ..engine.recipe import RecipeWarning
-from ..engine.run_plan import TrainingDiverged
+from ..engine.run_plan import RUN_WARNINGS, TrainingDiverged
 from ..engine.stops import TrainingStopped
 
 
@@ -37,7 +33,7 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
     default_showwarning = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, (DataWarning, CheckpointWarning, RecipeWarning, PrecisionWarning)):  # one line is enough
+        if issubclass(category, RUN_WARNINGS):
             print(f"mae {command}: warning: {message}", file=sys.stderr)
         else:
             default_showwarning(message, category, filename, lineno, file, line)

@@ -16,7 +16,6 @@ loader workers (seeded from (seed, epoch, index)); the rest runs batched on the 
 """
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import (
-    SHAPES, SYNTHETIC, DataWarning, EvalBatches, ImageSource, KeyedImages, Normalize, RandomResizedCrop,
+    SHAPES, SYNTHETIC, EvalBatches, ImageSource, KeyedImages, Normalize, RandomResizedCrop,
     ResizeCenterCrop, SyntheticShapes, TrainBatches, build_source, default_mean_std, make_loader, rendered_side,
     steps_per_epoch,
 )
@@ -40,11 +39,11 @@ from .config import config_to_dict
 from .downstream_config import DownstreamConfig
 from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import optimizer_step, set_lr, warmup_cosine
-from .precision import PrecisionWarning, autocast, grad_scaler
-from .recipe import RecipeWarning, warn_low_lr
+from .precision import autocast, grad_scaler
+from .recipe import warn_low_lr
 from .resume_check import data_identity
 from .run_lock import unlock_run_dir
-from .run_plan import plan_run, read_losses
+from .run_plan import plan_run, read_losses, warn_on_main_only
 from .seeding import generator, seed_global_rng
 from .stops import StopOnSignal, TrainingStopped
 
@@ -208,9 +207,7 @@ def train_classifier(config: DownstreamConfig, recipe: Recipe) -> DownstreamResu
 
 def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -> DownstreamResult:
     # ---- every check before any compute: the data, the head's classes, the encoder
-    if not env.is_main:
-        for category in (DataWarning, RecipeWarning, PrecisionWarning):
-            warnings.filterwarnings("ignore", category=category)
+    warn_on_main_only(env)
     synthetic = config.data in (None, SYNTHETIC)
     if synthetic:
         classes, train_images = list(SHAPES), config.synthetic_size

@@ -12,14 +12,13 @@ waits for the device otherwise, and a non-finite loss is reported with its exact
 """
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..data import (
-    SYNTHETIC, DataWarning, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop,
+    SYNTHETIC, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop,
     SyntheticShapes, TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, rendered_side,
     steps_per_epoch,
 )
@@ -41,12 +40,12 @@ from .downstream import SYNTHETIC_VAL_SEED, eval_crop_fraction
 from .knn import knn_monitor
 from .monitor import MetricsLogger, Progress, read_metrics
 from .optim import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
-from .precision import PrecisionWarning, autocast, grad_scaler
+from .precision import autocast, grad_scaler
 from .pretrain_config import PretrainConfig
-from .recipe import RecipeWarning, warn_low_lr
+from .recipe import warn_low_lr
 from .resume_check import data_identity
 from .run_lock import unlock_run_dir
-from .run_plan import TrainingDiverged, plan_run, read_losses
+from .run_plan import TrainingDiverged, plan_run, read_losses, warn_on_main_only
 from .seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
 from .stops import StopOnSignal, TrainingStopped
 
@@ -128,9 +127,7 @@ def _training_data(config: PretrainConfig, source: ImageSource, device: torch.de
 def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResult:
     # ---- data: every check happens here, before any compute (in every process, so that
     # all of them stop together; only rank 0 shows the warnings)
-    if not env.is_main:
-        for category in (DataWarning, RecipeWarning, PrecisionWarning):
-            warnings.filterwarnings("ignore", category=category)
+    warn_on_main_only(env)
     source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size),
                           config.seed)
     check_image_sizes(source, max(to_2tuple(config.img_size)), config.strict_data)

@@ -10,16 +10,28 @@ from typing import NamedTuple
 import torch
 
 from ..allocator import keep_freed_memory
+from ..data import DataWarning
 from ..models.linear import set_matmul_backend
 from . import distributed
 from .checkpoint import SET_ASIDE, CheckpointManager, CheckpointWarning, load_training_state
 from .config import save_config
 from .disk import reporting_full_disk, require_free
 from .optim import resolve_batch, scaled_lr
-from .precision import resolve_precision
-from .recipe import choose_recipe, resumed_settings, schedule_change
+from .precision import PrecisionWarning, resolve_precision
+from .recipe import RecipeWarning, choose_recipe, resumed_settings, schedule_change
 from .resume_check import check_same_run
 from .run_lock import lock_run_dir
+
+
+# what a run's checks warn about: each names its file, flag or value, so one plain line is enough
+RUN_WARNINGS = (DataWarning, RecipeWarning, PrecisionWarning, CheckpointWarning)
+
+
+def warn_on_main_only(env: distributed.DistEnv) -> None:
+    """Keep the other processes from repeating the main one's RUN_WARNINGS."""
+    if not env.is_main:
+        for category in RUN_WARNINGS:
+            warnings.filterwarnings("ignore", category=category)
 
 
 class TrainingDiverged(RuntimeError):
