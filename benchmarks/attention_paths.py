@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from mae.allocator import keep_freed_memory
+from mae.util.allocator import keep_freed_memory
 from mae.benchmarking import machine, publish
 from mae.models.vit import Attention
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 
 from mae.data import SyntheticShapes
-from mae.engine import distributed
-from mae.engine.downstream import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, eval_loader
-from mae.engine.knn import knn_monitor
-from mae.engine.monitor import read_metrics
+from mae.engine.compute import distributed
+from mae.engine.loops.classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, eval_loader
+from mae.engine.eval.knn import knn_monitor
+from mae.engine.run.metrics import read_metrics
 from mae.models.vit import VisionTransformer
 from mae.data import Normalize
-from mae.weights import constructor_kwargs, load_model
+from mae.weights.load import constructor_kwargs, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -10,7 +10,7 @@ with the official betas and weight decay; HF: what its Trainer builds by default
 AdamW at lr 5e-5). The speed-up is the peer's step time over ours, the median of per-round
 ratios. MFU is against the best peak of its dtype measured anywhere in the same run; every
 row carries the 1-minute load average when it finished. The process keeps its freed memory
-(`mae.allocator`, as training does), for both sides alike.
+(`mae.util.allocator`, as training does), for both sides alike.
 
     python benchmarks/vs_huggingface.py --models mae_vit_base_patch16 --batch 8 --threads 1
 """
@@ -23,7 +23,7 @@ import sys
 
 import torch
 
-from mae.allocator import keep_freed_memory
+from mae.util.allocator import keep_freed_memory
 from mae.benchmarking import BenchSettings, build_variants, machine, publish, run_benchmark
 from mae.models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 

@@ -26,7 +26,7 @@ def hf_pretraining_model(config: dict, **fields):
     """A Hugging Face ViTMAEForPreTraining of our config's architecture (fields: config.json overrides)."""
     import transformers
 
-    from mae import interop
+    from mae.weights import layouts as interop
 
     hf = {k: v for k, v in interop.hf_config_from_ours(config).items() if k not in ("model_type", "architectures")}
     return transformers.ViTMAEForPreTraining(transformers.ViTMAEConfig(**{**hf, **fields})).eval()

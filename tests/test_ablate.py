@@ -5,8 +5,8 @@ import yaml
 
 import mae
 from mae import cli
-from mae.engine import ablate as ablate_module
-from mae.engine.ablate import AblateConfig, ablate, plan
+from mae.engine.loops import ablate as ablate_module
+from mae.engine.loops.ablate import AblateConfig, ablate, plan
 
 from helpers import TINY
 
@@ -142,7 +142,7 @@ def test_cli_reads_lists_from_flags_and_yaml(tmp_path, base, capsys):
     config_file = tmp_path / "ablate.yaml"
     config_file.write_text(yaml.safe_dump(dict(base=str(base), mask_types=["random", "block"])))
     parser = cli.build_parser({"ablate": "mae.commands.ablate"})
-    from mae.engine.config import config_from_args
+    from mae.engine.config.base import config_from_args
 
     args = parser.parse_args(["ablate", "--config", str(config_file), "--mask-ratios", "0.5", "0.9"])
     config = config_from_args(AblateConfig, args)

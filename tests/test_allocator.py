@@ -14,7 +14,7 @@ PAGES_PER_ROUND = BLOCKS * BLOCK_FLOATS * 4 // 4096
 ROUNDS_SCRIPT = f"""
 import resource
 import torch
-from mae.allocator import keep_freed_memory
+from mae.util.allocator import keep_freed_memory
 kept = keep_freed_memory()
 faults = []
 for _ in range({ROUNDS}):

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import mae
-from mae import interop
+from mae.weights import layouts as interop
 from mae.models.classifier import (
     build_classifier,
     fold_linprobe_head,
     freeze_all_but_last_blocks,
 )
-from mae.weights import load_encoder
+from mae.weights.load import load_encoder
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import mae
-from mae.engine import compile_plan, pretrain
-from mae.engine.compile_plan import COMPILE_SHARE, decide_compile, inductor_cache_dir, measured_pass_s
+from mae.engine.compute import compile_plan
+from mae.engine.loops import pretrain
+from mae.engine.compute.compile_plan import COMPILE_SHARE, decide_compile, inductor_cache_dir, measured_pass_s
 from mae.models import linear
 
 from helpers import TINY

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from mae.data import ImageFolder, KeyedImages, RandomResizedCrop, ResizeCenterCrop
-from mae.imageio import read_image
+from mae.data.preprocess import read_image
 
 SIZE = 16
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mae.checksums import CorruptFile
+from mae.storage.checksums import CorruptFile
 from mae.engine import CheckpointManager, load_training_state
-from mae.engine.checkpoint import load_model_state
-from mae.engine.fsdp import mixed_precision
-from mae.weights import read_safetensors
+from mae.engine.run.checkpoints import load_model_state
+from mae.engine.compute.fsdp import mixed_precision
+from mae.weights.load import read_safetensors
 
 from helpers import assert_same_trained_weights
 
@@ -205,7 +205,7 @@ def test_every_process_stops_with_the_message_when_the_run_directory_is_locked(t
     waiting at a barrier. Two plain processes (no torchrun, which would end the second itself)."""
     import socket
 
-    from mae.engine.run_lock import lock_run_dir, unlock_run_dir
+    from mae.engine.run.lock import lock_run_dir, unlock_run_dir
 
     out = tmp_path / "busy"
     lock_run_dir(out)

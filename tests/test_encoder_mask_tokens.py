@@ -5,9 +5,10 @@ import torch
 
 import mae
 from mae.benchmarking import mask_token_variant
-from mae.engine import PretrainConfig, pretrain
-from mae.engine.monitor import read_metrics
-from mae.weights import export_model
+from mae.engine import PretrainConfig
+from mae.engine.loops import pretrain
+from mae.engine.run.metrics import read_metrics
+from mae.weights.load import export_model
 
 from helpers import TINY
 

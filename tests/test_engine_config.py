@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 import yaml
 
-from mae.engine.config import add_config_arguments, config_from_args, load_config, save_config
-from mae.engine.pretrain_config import PretrainConfig
+from mae.engine.config.base import add_config_arguments, config_from_args, load_config, save_config
+from mae.engine.config.pretrain import PretrainConfig
 
 
 def parse(argv):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import mae
 import mae.models.mae as mae_model
 from mae.benchmarking import set_fused_attention
-from mae.masking import random_masking, take_rows
+from mae.models.masking import random_masking, take_rows
 from mae.models import model_config
 from mae.models.vit import Attention, plain_bf16_max_tokens
 
@@ -131,7 +131,7 @@ def test_bf16_autocast_step_stays_close_to_float32():
 
 @pytest.mark.slow
 def test_compiled_bf16_step_equals_the_eager_one():
-    """What a long bf16 run executes by default (mae.engine.compile_plan) against eager mode."""
+    """What a long bf16 run executes by default (mae.engine.compute.compile_plan) against eager mode."""
     model = tiny()
     imgs, noise = torch.randn(4, 3, 32, 32), torch.rand(4, 16)
     compiled = torch.compile(model)

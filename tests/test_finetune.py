@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import mae
-from mae.engine.checkpoint import CheckpointManager, load_model_state, load_training_state
-from mae.engine.downstream_config import FinetuneConfig
-from mae.engine.finetune import finetune
-from mae.weights import save_model
+from mae.engine.run.checkpoints import CheckpointManager, load_model_state, load_training_state
+from mae.engine.config.classifier import FinetuneConfig
+from mae.engine.loops.finetune import finetune
+from mae.weights.load import save_model
 
 from helpers import TINY
 
@@ -121,8 +121,8 @@ def test_a_sigterm_mid_epoch_saves_and_the_resumed_run_ends_as_the_uninterrupted
     import os
     import signal
 
-    import mae.engine.downstream as downstream
-    from mae.engine.stops import TrainingStopped
+    import mae.engine.loops.classifier as downstream
+    from mae.engine.run.stops import TrainingStopped
 
     real, steps = downstream.optimizer_step, {"n": 0}
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mae
-from mae.hub import hub_id
+from mae.weights.hub import hub_id
 
 from helpers import TINY
 

@@ -11,9 +11,9 @@ import mae
 from mae import cli
 from mae.data.augmentations import FixedSizeCrop
 from mae.data.transforms import RandomResizedCrop, ResizeCenterCrop
-from mae.engine.config import make_config, read_yaml
-from mae.engine.downstream_config import EvalConfig, FinetuneConfig, LinprobeConfig
-from mae.engine.pretrain_config import PretrainConfig
+from mae.engine.config.base import make_config, read_yaml
+from mae.engine.config.classifier import EvalConfig, FinetuneConfig, LinprobeConfig
+from mae.engine.config.pretrain import PretrainConfig
 
 PARSER = cli.build_parser(cli.available_commands())
 SUBPARSERS = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices

@@ -12,10 +12,11 @@ from safetensors.torch import save_file
 import mae
 from mae import cli
 from mae.data.class_subsets import read_class_mapping
-from mae.engine import PretrainConfig, pretrain
+from mae.engine import PretrainConfig
+from mae.engine.loops import pretrain
 from mae.models import VisionTransformer
 from mae.models.classifier import build_classifier
-from mae.weights import export_model, load_encoder, save_model
+from mae.weights.load import export_model, load_encoder, save_model
 
 from helpers import TINY
 
@@ -171,7 +172,7 @@ def mode(path) -> int:
 
 
 def test_weights_checkpoints_and_converted_files_follow_the_umask(tmp_path, umask_027):
-    import mae.weights as weights
+    import mae.weights.load as weights
     weights._umask.cache_clear()
     try:
         model = mae.create_model("mae_vit_tiny_patch16", **TINY)

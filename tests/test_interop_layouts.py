@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import mae
-from mae import interop
+from mae.weights import layouts as interop
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import mae
-from mae.engine.knn import extract_features, knn_accuracy, knn_evaluate
+from mae.engine.eval.knn import extract_features, knn_accuracy, knn_evaluate
 
 
 def reference_predictions(train, train_labels, val, k, temperature, num_classes):

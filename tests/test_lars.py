@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mae.engine.lars import LARS
+from mae.engine.optim.lars import LARS
 
 
 def test_matrix_step_uses_weight_decay_and_trust_ratio():

@@ -4,10 +4,10 @@ import torch
 
 import mae
 from mae.data import Normalize, SyntheticShapes
-from mae.engine.downstream import SYNTHETIC_VAL_SEED
-from mae.engine.downstream_config import LinprobeConfig
-from mae.engine.knn import knn_monitor
-from mae.engine.linprobe import linprobe
+from mae.engine.loops.classifier import SYNTHETIC_VAL_SEED
+from mae.engine.config.classifier import LinprobeConfig
+from mae.engine.eval.knn import knn_monitor
+from mae.engine.loops.linprobe import linprobe
 
 
 def test_linprobe_trains_only_the_head_and_saves_a_loadable_classifier(encoder, tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mae.engine.lr_decay import layer_id_for_vit, param_groups_lrd
+from mae.engine.optim.lr_decay import layer_id_for_vit, param_groups_lrd
 from mae.models import VisionTransformer
 
 DEPTH = 3

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import mae
 from helpers import TINY
-from mae.masking import BLOCK_ASPECT, block_mask, num_kept, random_masking, shape_noise
+from mae.models.masking import BLOCK_ASPECT, block_mask, num_kept, random_masking, shape_noise
 
 
 def _mask(mask_type, noise, grid, ratio):
@@ -103,8 +103,9 @@ def test_the_model_masks_as_asked_per_call(mask_type):
 
 
 def test_pretraining_masks_each_step_from_its_seed_and_step_and_pictures_the_same_kind(tmp_path, monkeypatch):
-    from mae.engine import PretrainConfig, pretrain
-    from mae.engine.seeding import mask_noise
+    from mae.engine import PretrainConfig
+    from mae.engine.loops import pretrain
+    from mae.util.seeding import mask_noise
     from mae.models import MaskedAutoencoder
 
     seen = []
@@ -145,7 +146,7 @@ def test_visualize_pictures_the_mask_type(tmp_path, capsys):
     from PIL import Image
 
     from mae import cli
-    from mae.weights import save_model
+    from mae.weights.load import save_model
 
     torch.manual_seed(0)
     save_model(mae.create_model("mae_vit_tiny_patch16", **TINY), tmp_path / "m.safetensors")

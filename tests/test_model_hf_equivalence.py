@@ -6,7 +6,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 import mae  # noqa: E402
-from mae import interop  # noqa: E402
+from mae.weights import layouts as interop  # noqa: E402
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=2, decoder_num_heads=4)

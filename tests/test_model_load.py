@@ -11,7 +11,7 @@ import mae
 from helpers import hf_pretraining_model
 from mae.models import VisionTransformer
 from mae.models.pos_embed import sincos_2d
-from mae.weights import InferredSettingWarning
+from mae.weights.load import InferredSettingWarning
 
 # the zoo's tiny model at a small resolution: head counts can be inferred from the zoo
 ZOO_TINY = dict(img_size=32)
@@ -88,7 +88,7 @@ def test_guessed_settings_warn_naming_the_override():
 
 
 def test_mmpretrain_meta_says_norm_pix_and_mask_ratio(reference):
-    from mae import interop
+    from mae.weights import layouts as interop
 
     model, imgs, noise = reference
     cfg = ("model = dict(type='MAE', backbone=dict(type='MAEViT', arch='t', mask_ratio=0.6), "

@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mae.masking import num_kept, random_masking
+from mae.models.masking import num_kept, random_masking
 
 
 @settings(max_examples=40, deadline=None)

@@ -5,9 +5,9 @@ import warnings
 import pytest
 import torch
 
-import mae.engine.precision as precision
+import mae.engine.compute.precision as precision
 from mae import cli
-from mae.engine.precision import PrecisionWarning, resolve_precision
+from mae.engine.compute.precision import PrecisionWarning, resolve_precision
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda")
 TINY = ["--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",

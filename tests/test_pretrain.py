@@ -5,8 +5,9 @@ import torch
 
 import mae
 from mae import cli
-from mae.engine import PretrainConfig, TrainingDiverged, load_config, load_training_state, pretrain
-from mae.engine.checkpoint import load_model_state
+from mae.engine import PretrainConfig, TrainingDiverged, load_config, load_training_state
+from mae.engine.loops import pretrain
+from mae.engine.run.checkpoints import load_model_state
 from mae.models import MaskedAutoencoder
 
 from helpers import assert_same_trained_weights
@@ -136,8 +137,8 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path):
 
 def test_knn_monitor_logs_the_accuracy_of_the_encoder_at_those_epochs(tmp_path):
     from mae.data import SHAPES, Normalize, build_source, default_mean_std
-    from mae.engine.knn import knn_evaluate
-    from mae.engine.pretrain import _knn_loaders
+    from mae.engine.eval.knn import knn_evaluate
+    from mae.engine.loops.pretrain import _knn_loaders
 
     config = tiny_config(tmp_path, epochs=4, knn_every_epochs=2, knn_images=64)
     pretrain(config)

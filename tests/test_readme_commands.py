@@ -127,7 +127,7 @@ def _check_mae(where: str, line: str, argv: list[str]) -> None:
             pytest.fail(f"{where}: `{line}` does not parse:\n{err.getvalue()}")
     config = getattr(args, "config", None)
     if config and config.startswith("configs/"):
-        from mae.engine.config import checked_values, read_yaml
+        from mae.engine.config.base import checked_values, read_yaml
 
         module = __import__(available_commands()[argv[0]], fromlist=["run"])
         config_class = next(v for k, v in vars(module).items() if k.endswith("Config") and isinstance(v, type))

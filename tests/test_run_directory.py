@@ -11,12 +11,13 @@ import pytest
 from PIL import Image
 
 from mae.cli import main
-from mae.engine import PretrainConfig, pretrain
-from mae.engine.downstream_config import FinetuneConfig, LinprobeConfig
-from mae.engine.finetune import finetune
-from mae.engine.linprobe import linprobe
-from mae.engine.monitor import read_metrics
-from mae.engine.run_lock import RunDirectoryBusy
+from mae.engine import PretrainConfig
+from mae.engine.loops import pretrain
+from mae.engine.config.classifier import FinetuneConfig, LinprobeConfig
+from mae.engine.loops.finetune import finetune
+from mae.engine.loops.linprobe import linprobe
+from mae.engine.run.metrics import read_metrics
+from mae.engine.run.lock import RunDirectoryBusy
 
 from helpers import TINY
 

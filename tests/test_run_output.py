@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from mae.data import SyntheticShapes
-from mae.engine.downstream_config import LinprobeConfig
-from mae.engine.linprobe import linprobe
-from mae.engine.pretrain import pretrain
-from mae.engine.pretrain_config import PretrainConfig
-from mae.engine.monitor import MetricsLogger, Progress
-from mae.text import format_count, plural
+from mae.engine.config.classifier import LinprobeConfig
+from mae.engine.loops.linprobe import linprobe
+from mae.engine.loops.pretrain import pretrain
+from mae.engine.config.pretrain import PretrainConfig
+from mae.engine.run.metrics import MetricsLogger, Progress
+from mae.util.text import format_count, plural
 
 
 def test_counts_read_as_words():

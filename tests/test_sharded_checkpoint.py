@@ -7,12 +7,13 @@ import stat
 
 import pytest
 
-import mae.engine.disk as disk
-import mae.engine.sharded_checkpoint as sharded_checkpoint
-import mae.weights as weights
-from mae.engine import PretrainConfig, pretrain
-from mae.engine.checkpoint import CheckpointManager
-from mae.engine.disk import DiskFull
+import mae.storage.disk as disk
+import mae.engine.run.sharded_checkpoints as sharded_checkpoint
+import mae.weights.load as weights
+from mae.engine import PretrainConfig
+from mae.engine.loops import pretrain
+from mae.engine.run.checkpoints import CheckpointManager
+from mae.storage.disk import DiskFull
 
 from helpers import TINY
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from mae.cli import main
-from mae.engine import PretrainConfig, pretrain
-from mae.engine.checkpoint import CheckpointManager, load_training_state
-from mae.engine.disk import DiskFull
+from mae.engine import PretrainConfig
+from mae.engine.loops import pretrain
+from mae.engine.run.checkpoints import CheckpointManager, load_training_state
+from mae.storage.disk import DiskFull
 
 from helpers import TINY
 
@@ -76,7 +77,7 @@ def test_a_signal_saves_a_checkpoint_says_how_to_resume_and_exits_non_zero(tmp_p
 def test_a_second_signal_stops_at_once():
     script = textwrap.dedent("""
         import os, signal, sys
-        from mae.engine.stops import StopOnSignal
+        from mae.engine.run.stops import StopOnSignal
         stop = StopOnSignal()
         stop.install()
         os.kill(os.getpid(), signal.SIGTERM)
@@ -109,9 +110,9 @@ RUN = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=1
 
 def test_a_full_disk_during_a_save_is_one_line_and_keeps_older_checkpoints(tmp_path, monkeypatch, capsys,
                                                                             one_thread):
-    import mae.weights
+    import mae.weights.load
 
-    real, calls = mae.weights.save_file, {"n": 0}
+    real, calls = mae.weights.load.save_file, {"n": 0}
 
     def fills_up(tensors, path, metadata=None):
         calls["n"] += 1
@@ -120,7 +121,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_older_checkpoints(tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         real(tensors, path, metadata=metadata)
 
-    monkeypatch.setattr(mae.weights, "save_file", fills_up)
+    monkeypatch.setattr(mae.weights.load, "save_file", fills_up)
     out = tmp_path / "run"
     with pytest.raises(DiskFull, match=f"not enough free space in {out / 'checkpoints'} for checkpoint "
                                        r"ckpt-000000003: needs about \d+\.\d MB, \d+\.\d MB free"):
@@ -141,7 +142,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_older_checkpoints(tmp_p
 def test_too_little_free_space_at_start_up_is_refused_before_training(tmp_path, monkeypatch, capsys):
     import shutil
 
-    import mae.engine.disk as disk
+    import mae.storage.disk as disk
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: usage._replace(free=0))
@@ -153,7 +154,7 @@ def test_too_little_free_space_at_start_up_is_refused_before_training(tmp_path, 
 
 
 def test_a_full_disk_while_logging_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
-    from mae.engine.monitor import MetricsLogger
+    from mae.engine.run.metrics import MetricsLogger
 
     def full(self, record):
         raise OSError(errno.ENOSPC, "No space left on device", str(self.path))

@@ -5,7 +5,7 @@ import torch
 import mae
 from helpers import TINY
 from mae.models import patchify
-from mae.targets import HOGTarget, get_target, register_target
+from mae.models.targets import HOGTarget, get_target, register_target
 
 skimage_feature = pytest.importorskip("skimage.feature")
 
@@ -77,7 +77,7 @@ def test_a_hog_model_learns_its_target_saves_and_loads_and_pictures_its_masks(tm
 
 
 def test_a_registered_target_is_built_by_name(monkeypatch):
-    monkeypatch.setattr(mae.targets, "TARGETS", dict(mae.targets.TARGETS))  # forgotten after the test
+    monkeypatch.setattr(mae.models.targets, "TARGETS", dict(mae.models.targets.TARGETS))  # forgotten after the test
     class MeanColour:
         pixels = False
 
@@ -96,7 +96,8 @@ def test_a_registered_target_is_built_by_name(monkeypatch):
 
 
 def test_pretraining_with_the_hog_target(tmp_path):
-    from mae.engine import PretrainConfig, pretrain
+    from mae.engine import PretrainConfig
+    from mae.engine.loops import pretrain
 
     config = PretrainConfig(**dict(model="mae_vit_tiny_patch16", **TINY), target="hog", synthetic_size=32,
                             epochs=1, warmup_epochs=0, batch_size=16, num_workers=0, preview_images=2,

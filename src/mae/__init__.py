@@ -8,10 +8,10 @@
     model = mae.load_model("runs/demo")       # ours, official .pth, or Hugging Face
 """
 
-from . import threads  # noqa: F401  first: sets OpenMP's wait policy before torch loads it
+from .util import threads  # noqa: F401  first: sets OpenMP's wait policy before torch loads it
 from .models import MAEOutput, MaskedAutoencoder, VisionTransformer, create_model, model_names
 from .viz import reconstruct, visualize
-from .weights import export_model, load_model, save_model
+from .weights.load import export_model, load_model, save_model
 
 __version__ = "0.1.0"
 

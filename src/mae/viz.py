@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .imageio import check_image_path, load_images
-from .masking import MASK_TYPES, check_mask_ratio
+from .data.preprocess import check_image_path, load_images
+from .models.masking import MASK_TYPES, check_mask_ratio
 from .models.mae import MaskedAutoencoder
-from .weights import load_model
+from .weights.load import load_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,7 +29,7 @@ class Reconstruction:
     loss: float
     norm_pix: bool  # predictions were mapped back from per-patch normalised pixels
     mask_type: str = "random"
-    target: str = "pixels"  # what the decoder predicts (mae.targets)
+    target: str = "pixels"  # what the decoder predicts (mae.models.targets)
 
     def rows(self) -> list[list[np.ndarray]]:
         """Per image: original, masked, and (for pixel targets) reconstruction, pasted."""
@@ -69,7 +69,7 @@ def reconstruct(
 ) -> Reconstruction:
     """Run the model on normalised images [N, C, H, W] and return displayable arrays.
 
-    mask_type: random, block or grid (see mae.masking), drawn from `noise` like the ratio.
+    mask_type: random, block or grid (see mae.models.masking), drawn from `noise` like the ratio.
 
     With norm_pix_loss the decoder predicts each patch normalised by its own mean and
     variance; those are taken from the input patch to map the prediction back to pixels.
@@ -139,7 +139,7 @@ def visualize(
 
     `checkpoint`: anything `mae.load_model` reads that has the decoder (ours, an official
     full pretraining .pth, a Hugging Face ViTMAE folder), or a MaskedAutoencoder. Images are
-    resized and centre-cropped to the model's input size (see mae.imageio). `overrides`
+    resized and centre-cropped to the model's input size (see mae.data.preprocess). `overrides`
     go to load_model (e.g. norm_pix_loss=True for official weights whose args are gone).
     """
     check_mask_ratio(mask_ratio)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from ..text import format_size
-from ..threads import cpu_name
-from ..weights import atomic_write
+from ..util.text import format_size
+from ..util.threads import cpu_name
+from ..weights.load import atomic_write
 
 
 def machine(device: str) -> dict:

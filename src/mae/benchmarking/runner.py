@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-from ..engine.monitor import Progress
-from ..engine.seeding import check_seed
-from ..masking import check_mask_ratio
+from ..engine.run.metrics import Progress
+from ..util.seeding import check_seed
+from ..models.masking import check_mask_ratio
 from ..models.vit import to_2tuple
 from .measure import (
     StepTimer,

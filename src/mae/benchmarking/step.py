@@ -8,7 +8,7 @@ returned as a tensor, never read on the host, so a CUDA step queues without wait
 import torch
 import torch.nn as nn
 
-from ..engine.optim import adamw, param_groups
+from ..engine.optim.optimizers import adamw, param_groups
 from .variants import HuggingFaceMAE
 
 PRECISIONS = ("fp32", "bf16")

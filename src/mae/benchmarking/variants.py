@@ -2,7 +2,7 @@
 
     ours          MaskedAutoencoder (encoder on visible patches only)
     ours-compiled the same model (shared) through torch.compile, as a long pretraining run
-                  runs it by default (mae.engine.compile_plan)
+                  runs it by default (mae.engine.compute.compile_plan)
     full-head     ours, its decoder head predicting every patch (return_pred=True), as the
                   step did before the head ran on the removed patches only
     mask-token    the Table 2 baseline: encoder on all patches with mask tokens
@@ -94,7 +94,7 @@ def huggingface_twin(model: MaskedAutoencoder, mask_ratio: float, attention: str
         import transformers
     except ImportError as err:
         raise ValueError("the Hugging Face comparison needs transformers: pip install transformers") from err
-    from ..interop import hf_config_from_ours, ours_to_hf
+    from ..weights.layouts import hf_config_from_ours, ours_to_hf
 
     height, width = model.config["img_size"]
     if height != width:

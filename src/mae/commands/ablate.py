@@ -3,7 +3,7 @@ as the paper's Table 1."""
 
 import argparse
 
-from ..engine.ablate import AblateConfig, ablate
+from ..engine.loops.ablate import AblateConfig, ablate
 from .training import add_training_arguments, run_training
 
 HELP = ("pretrain a grid of settings around a base one with the same budget, probe each encoder (k-NN, "

@@ -5,15 +5,15 @@ import shlex
 
 import torch
 
-from ..allocator import keep_freed_memory
+from ..util.allocator import keep_freed_memory
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
-from ..engine.config import parse_size
-from ..engine.monitor import Progress
+from ..engine.config.base import parse_size
+from ..engine.run.metrics import Progress
 from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
-from ..text import format_size
+from ..util.text import format_size
 
 HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face."
 

@@ -7,9 +7,9 @@ loaded strictly first, so a conversion never writes weights that do not form a m
 
 import argparse
 
-from ..engine.config import parse_size
-from ..interop import DECODER_PREFIXES
-from ..weights import EXPORT_LAYOUTS, export_model, load_model_with_guesses
+from ..engine.config.base import parse_size
+from ..weights.layouts import DECODER_PREFIXES
+from ..weights.load import EXPORT_LAYOUTS, export_model, load_model_with_guesses
 
 HELP = "convert weights between ours, official MAE, Hugging Face, timm, mmpretrain and mmsegmentation layouts"
 

@@ -19,16 +19,16 @@ import torch
 
 from ..data import SYNTHETIC, ImageFolder, Normalize, SyntheticShapes, default_mean_std, rendered_side
 from ..data.class_subsets import check_same_classes, class_subset, read_class_mapping
-from ..engine import distributed
-from ..engine.config import add_config_arguments, config_from_args
-from ..engine.downstream import BEST_DIR, SYNTHETIC_VAL_SEED, eval_loader, evaluate_classifier
-from ..engine.downstream_config import EvalConfig
-from ..engine.files import check_output_file, write_text_atomic
-from ..engine.precision import resolve_precision
+from ..engine.compute import distributed
+from ..engine.config.base import add_config_arguments, config_from_args
+from ..engine.loops.classifier import BEST_DIR, SYNTHETIC_VAL_SEED, eval_loader, evaluate_classifier
+from ..engine.config.classifier import EvalConfig
+from ..storage.files import check_output_file, write_text_atomic
+from ..engine.compute.precision import resolve_precision
 from ..models.classifier import build_classifier
 from ..robustness.report import markdown
 from ..robustness.suite import plan_suite, run_suite
-from ..weights import MODEL_FILE, load_encoder
+from ..weights.load import MODEL_FILE, load_encoder
 
 HELP = ("evaluate a classifier (top-1 / top-5) on a labelled image folder, a class subset of it, or "
         "the robustness benchmarks (ImageNet-C mCE, -A, -R, -Sketch)")

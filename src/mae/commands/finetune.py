@@ -2,8 +2,8 @@
 
 import argparse
 
-from ..engine.downstream_config import FinetuneConfig
-from ..engine.finetune import finetune
+from ..engine.config.classifier import FinetuneConfig
+from ..engine.loops.finetune import finetune
 from .training import add_training_arguments, classifier_summary, run_training
 
 HELP = "fine-tune a pretrained encoder as a classifier (single process, or DDP under torchrun)"

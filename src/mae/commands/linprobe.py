@@ -2,8 +2,8 @@
 
 import argparse
 
-from ..engine.downstream_config import LinprobeConfig
-from ..engine.linprobe import linprobe
+from ..engine.config.classifier import LinprobeConfig
+from ..engine.loops.linprobe import linprobe
 from .training import add_training_arguments, classifier_summary, run_training
 
 HELP = "train a linear probe on a frozen pretrained encoder (single process, or DDP under torchrun)"

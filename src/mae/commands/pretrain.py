@@ -2,8 +2,8 @@
 
 import argparse
 
-from ..engine.pretrain import pretrain
-from ..engine.pretrain_config import PretrainConfig
+from ..engine.loops.pretrain import pretrain
+from ..engine.config.pretrain import PretrainConfig
 from .training import add_training_arguments, run_training
 
 HELP = "pretrain a masked autoencoder (single process, or DDP under torchrun)"

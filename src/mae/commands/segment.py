@@ -12,9 +12,9 @@ UPerNet / ADE20K schedule on GPUs, `mae convert --to mmseg` hands the encoder to
 
 import argparse
 
-from ..engine.config import add_config_arguments, config_from_args
-from ..engine.segment import train_segmenter
-from ..engine.segment_config import SegmentConfig
+from ..engine.config.base import add_config_arguments, config_from_args
+from ..engine.loops.segment import train_segmenter
+from ..engine.config.segment import SegmentConfig
 
 HELP = "fine-tune an encoder for semantic segmentation (linear or UPerNet head) and report mIoU"
 

@@ -9,11 +9,11 @@ import time
 import warnings
 from collections.abc import Callable
 
-from ..engine.config import add_config_arguments, config_from_args
-from ..engine.disk import FULL_ERRNOS, DiskFull
-from ..engine.monitor import format_duration
-from ..engine.run_plan import RUN_WARNINGS, TrainingDiverged
-from ..engine.stops import TrainingStopped
+from ..engine.config.base import add_config_arguments, config_from_args
+from ..storage.disk import FULL_ERRNOS, DiskFull
+from ..engine.run.metrics import format_duration
+from ..engine.run.plan import RUN_WARNINGS, TrainingDiverged
+from ..engine.run.stops import TrainingStopped
 
 
 def is_main_process() -> bool:

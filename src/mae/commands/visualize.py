@@ -9,9 +9,9 @@ import argparse
 from pathlib import Path
 
 from ..data.images import image_extensions
-from ..engine.seeding import check_seed
-from ..masking import MASK_TYPES
-from ..text import plural
+from ..util.seeding import check_seed
+from ..models.masking import MASK_TYPES
+from ..util.text import plural
 from ..viz import visualize
 from .convert import model_overrides
 

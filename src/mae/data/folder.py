@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..text import plural
+from ..util.text import plural
 from .images import DataWarning, image_extensions, listing, open_image, probe_file, warn_skipped
 from .source import ImageSource
 

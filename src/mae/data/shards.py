@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..text import plural
+from ..util.text import plural
 from .images import DataWarning, image_extensions, listing, open_image
 from .shard_writer import MANIFEST, read_manifest
 from .source import ImageSource

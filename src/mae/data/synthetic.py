@@ -11,7 +11,7 @@ background 0, the shape 1 + its class).
 import numpy as np
 from PIL import Image
 
-from ..text import plural
+from ..util.text import plural
 from .source import ImageSource
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross", "star", "semicircle", "bar")

@@ -1,15 +1,15 @@
 """Training machinery shared by the commands: config, optimisation, checkpoints,
 distributed helpers, metrics and progress, and the pretraining loop."""
 
-from .checkpoint import CheckpointManager, load_model_state, load_training_state
-from .config import add_config_arguments, config_from_args, load_config, make_config, save_config
-from .distributed import DistEnv
-from .monitor import MetricsLogger, Progress, read_metrics
-from .optim import adamw, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
-from .precision import autocast, grad_scaler, resolve_precision
-from .pretrain import PretrainResult, pretrain
-from .pretrain_config import PretrainConfig
-from .run_plan import TrainingDiverged
+from .run.checkpoints import CheckpointManager, load_model_state, load_training_state
+from .config.base import add_config_arguments, config_from_args, load_config, make_config, save_config
+from .compute.distributed import DistEnv
+from .run.metrics import MetricsLogger, Progress, read_metrics
+from .optim.optimizers import adamw, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
+from .compute.precision import autocast, grad_scaler, resolve_precision
+from .loops.pretrain import PretrainResult, pretrain
+from .config.pretrain import PretrainConfig
+from .run.plan import TrainingDiverged
 
 __all__ = [
     "CheckpointManager",

@@ -1,6 +1,6 @@
 """Classifiers from an MAE encoder, for fine-tuning, linear probing and evaluation.
 
-    encoder = load_encoder("runs/pretrain")   # mae.weights.load_encoder: any checkpoint, or a model
+    encoder = load_encoder("runs/pretrain")   # mae.weights.load.load_encoder: any checkpoint, or a model
     model, report = build_classifier(encoder, num_classes=1000)                # fine-tune
     model, report = build_classifier(encoder, num_classes=1000, global_pool="token",
                                      head="linprobe")                          # linear probe
@@ -100,7 +100,7 @@ def build_classifier(
     """A ViT classifier with `encoder`'s weights loaded, and a report of what loaded.
 
     encoder: an mae model (a MaskedAutoencoder or VisionTransformer), as
-        `mae.weights.load_encoder` reads it from any checkpoint.
+        `mae.weights.load.load_encoder` reads it from any checkpoint.
     num_classes: classes of the head; None takes the checkpoint's head (for evaluation).
     global_pool: "avg" (official fine-tuning), "token" (official linear probing), or None
         for the checkpoint's own ("avg" when it has `fc_norm`).

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..threads import cpu_name
+from ..util.threads import cpu_name
 
 MATMUL_BACKENDS = ("auto", "blas", "onednn")
 

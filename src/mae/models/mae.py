@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masking import check_mask_ratio, mask_plan, num_kept, removed_mask, take_rows
-from ..targets import get_target, model_target
+from .masking import check_mask_ratio, mask_plan, num_kept, removed_mask, take_rows
+from .targets import get_target, model_target
 from .linear import Linear, linear
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_decoder
@@ -77,7 +77,7 @@ class MaskedAutoencoder(VisionTransformer):
             img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, layer_norm_eps=layer_norm_eps
         )
         check_mask_ratio(mask_ratio)
-        target = model_target(target, norm_pix_loss)  # what the decoder predicts (mae.targets)
+        target = model_target(target, norm_pix_loss)  # what the decoder predicts (mae.models.targets)
         self.target, self.norm_pix_loss = get_target(target), target == "norm_pix"
         self.mask_ratio = mask_ratio  # used when forward is given none
         self.encoder_mask_tokens = bool(encoder_mask_tokens)
@@ -237,7 +237,7 @@ class MaskedAutoencoder(VisionTransformer):
     def forward(self, imgs: torch.Tensor, mask_ratio: float | None = None, noise=None,
                 mask_type: str = "random", return_pred: bool = False) -> MAEOutput:
         """mask_ratio=None: the model's own (`self.mask_ratio`, from its config).
-        mask_type: random, block or grid (see mae.masking); any of them from `noise` [N, L].
+        mask_type: random, block or grid (see mae.models.masking); any of them from `noise` [N, L].
 
         The decoder's head and the loss run on the removed patches only; `return_pred=True`
         also predicts every patch (out.pred, for pictures and comparisons), at a little cost.

@@ -122,7 +122,7 @@ class Segmenter(nn.Module):
 
 def build_segmenter(encoder: VisionTransformer, num_classes: int, head: str = "linear", channels: int = 256,
                     drop_path_rate: float = 0.1, img_size=None, name: str | None = None) -> tuple[Segmenter, LoadReport]:
-    """`encoder` (an mae model, as `mae.weights.load_encoder` reads it) under a fresh head."""
+    """`encoder` (an mae model, as `mae.weights.load.load_encoder` reads it) under a fresh head."""
     encoder, report = build_classifier(encoder, num_classes=1, global_pool="token", drop_path_rate=drop_path_rate,
                                        img_size=img_size, drop_head=True, name=name)
     encoder.head, encoder.num_classes = nn.Identity(), 0

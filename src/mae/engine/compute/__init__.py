@@ -1,0 +1,1 @@
+"""Where and how the step computes: processes (DDP, FSDP), precision, compilation."""

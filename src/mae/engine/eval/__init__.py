@@ -1,0 +1,1 @@
+"""Measures of an encoder: k-NN accuracy, segmentation metrics."""

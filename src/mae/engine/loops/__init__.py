@@ -1,0 +1,1 @@
+"""The training loops: pretraining, the classifier loop (fine-tuning, linear probing), segmentation, ablation."""

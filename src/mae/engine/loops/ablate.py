@@ -1,0 +1,313 @@
+"""`mae ablate`: the paper's Table 1 at any scale. Every run is a base pretraining setting
+with one setting changed (mask ratio, decoder depth or width, where the mask tokens go,
+target, augmentation, mask type), all with
+the same budget (the base's epochs); each encoder is then probed by k-NN on held-out images
+and, with `finetune_epochs`, by a short plain fine-tuning (the paper's main measure).
+
+    from mae.engine.loops.ablate import AblateConfig, ablate
+    table = ablate(AblateConfig(base="configs/ablate_demo.yaml", mask_ratios=(0.5, 0.75)))
+
+Each run is an ordinary `mae pretrain` run directory under OUT/<name>, resumed with
+`--resume auto`; a finished run (pretrained and probed) holds probe.json and is not run
+again. After every run OUT/ablation.json, OUT/ablation.md and OUT/ablation.png (k-NN
+accuracy against the mask ratio, as the paper's Figure 5) are rewritten. Last, the same
+probes of the base architecture with random weights (OUT/random-init) say what pretraining
+added at all.
+"""
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ...data import Normalize, build_source, default_mean_std, rendered_side
+from ...data.augmentations import AUGMENTATIONS
+from ...models.masking import MASK_TYPES
+from ...models import create_model
+from ...models.targets import TARGETS
+from ...util.text import format_size
+from ...weights.load import load_model
+from ..config.base import config_to_dict, flag, load_config
+from ..config.classifier import FinetuneConfig
+from .finetune import finetune
+from ...storage.files import write_text_atomic
+from ..eval.knn import knn_monitor
+from ..run.metrics import read_metrics
+from .pretrain import _knn_loaders, pretrain
+from ..config.pretrain import PretrainConfig
+
+# the list of values of each axis -> (the pretraining setting it varies, its Table 1 title)
+AXES = {
+    "mask_ratios": ("mask_ratio", "mask ratio (Figure 5)"),
+    "decoder_depths": ("decoder_depth", "(a) decoder depth"),
+    "decoder_widths": ("decoder_embed_dim", "(b) decoder width"),
+    "mask_tokens": ("encoder_mask_tokens", "(c) mask token"),
+    "targets": ("target", "(d) reconstruction target"),
+    "augmentations": ("augmentation", "(e) data augmentation"),
+    "mask_types": ("mask_type", "(f) mask sampling"),
+}
+# an axis whose values name its setting's values
+SETTING_VALUES = {"mask_tokens": {"decoder": False, "encoder": True}}
+BASE = "base"
+REFERENCE = "random-init"  # the base architecture, not pretrained
+
+
+def _axis(help_text: str, **extra):
+    return field(default=(), metadata=dict(help=help_text + " (none: not varied)", **extra))
+
+
+@dataclass
+class AblateConfig:
+    base: str | None = field(default=None, metadata=dict(
+        help="the base setting, a `mae pretrain` YAML file: every run is it with one setting changed "
+        "(its epochs are every run's budget)", metavar="FILE.yaml"))
+    data: str | None = field(default=None, metadata=dict(
+        help="labelled training images of every run (one subfolder per class, or 'synthetic'); default: "
+        "the base's", metavar="PATH"))
+    knn_val_data: str | None = field(default=None, metadata=dict(
+        help="labelled held-out images that the k-NN probe classifies (the training data's classes); "
+        "default: the base's, or held-out images of the built-in dataset", metavar="DIR"))
+    mask_ratios: tuple[float, ...] = _axis("mask ratios to run", metavar="RATIO")
+    decoder_depths: tuple[int, ...] = _axis("decoder depths (blocks) to run", metavar="DEPTH")
+    decoder_widths: tuple[int, ...] = _axis("decoder widths to run (multiples of the base's decoder "
+                                            "heads)", metavar="WIDTH")
+    mask_tokens: tuple[str, ...] = _axis("where the mask tokens go: decoder (the paper's: the encoder sees the "
+                                         "visible patches only) or encoder (Table 1(c)'s 'encoder w/ [M]')",
+                                         choices=tuple(SETTING_VALUES["mask_tokens"]), metavar="PLACE")
+    targets: tuple[str, ...] = _axis("reconstruction targets to run", choices=tuple(TARGETS), metavar="TARGET")
+    augmentations: tuple[str, ...] = _axis("pretraining augmentations to run", choices=AUGMENTATIONS,
+                                           metavar="AUGMENTATION")
+    mask_types: tuple[str, ...] = _axis("mask types to run", choices=MASK_TYPES, metavar="TYPE")
+    knn_images: int = field(default=1024, metadata=dict(
+        help="training images (evenly spread) the probe compares with, and at most as many held-out ones"))
+    finetune_epochs: int = field(default=0, metadata=dict(
+        help="also fine-tune every encoder for this many epochs (plain: no mixup, cutmix, RandAugment, "
+        "erasing, smoothing or drop path) and report its held-out top-1; needs the built-in dataset or "
+        "--data DIR/train with --knn-val-data DIR/val (0: k-NN only)"))
+    threads: int | None = field(default=None, metadata=dict(help="torch intra-op CPU threads"))
+    output_dir: str = field(default="runs/ablate", metadata=dict(
+        help="one run directory per setting, and ablation.{json,md,png}", metavar="DIR"))
+
+    def __post_init__(self):
+        if self.knn_images < 1:
+            raise ValueError(f"--knn-images must be at least 1, got {self.knn_images}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"--finetune-epochs must not be negative, got {self.finetune_epochs}")
+
+
+@dataclass
+class Run:
+    name: str  # its directory under OUT
+    config: PretrainConfig
+    finetune: FinetuneConfig | None = None  # the fine-tuning probe, if asked for
+
+
+def finetune_probe(config: AblateConfig, run: PretrainConfig) -> FinetuneConfig | None:
+    """The plain fine-tuning of a run's encoder, on its data's training and held-out images."""
+    if not config.finetune_epochs:
+        return None
+    if run.data in (None, "synthetic"):
+        data = dict(data="synthetic", synthetic_size=run.synthetic_size, synthetic_val_size=run.knn_images)
+    else:
+        train, val = Path(run.data), Path(run.knn_val_data or "")
+        if not (train.name == "train" and val.name == "val" and train.parent.resolve() == val.parent.resolve()):
+            raise ValueError(f"--finetune-epochs needs `mae finetune`'s layout: --data DIR/train and "
+                             f"--knn-val-data DIR/val, not {run.data} and {run.knn_val_data}")
+        data = dict(data=str(train.parent))
+    return FinetuneConfig(checkpoint=run.output_dir, **data, img_size=run.img_size, epochs=config.finetune_epochs,
+                          batch_size=run.batch_size, mixup=0.0, cutmix=0.0, randaug_ops=0, reprob=0.0,
+                          smoothing=0.0, drop_path=0.0, seed=run.seed, threads=run.threads,
+                          num_workers=run.num_workers, output_dir=str(Path(run.output_dir) / "finetune"),
+                          resume="auto", keep_last=1)
+
+
+def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]]:
+    """Every run (the base first) and the table's rows (axis, value, run name); all settings
+    are checked here, before anything runs."""
+    if config.base is None:
+        raise ValueError("--base is needed: a `mae pretrain` YAML file with the base setting "
+                         "(e.g. configs/ablate_demo.yaml)")
+    base = load_config(PretrainConfig, config.base)
+    out = Path(config.output_dir)
+    overrides = dict(output_dir=str(out / BASE), resume="auto", knn_images=config.knn_images, knn_every_epochs=0)
+    for name in ("data", "knn_val_data", "threads"):
+        if getattr(config, name) is not None:
+            overrides[name] = getattr(config, name)
+    base = dataclasses.replace(base, **overrides)
+    runs, rows = {BASE: Run(BASE, base, finetune_probe(config, base))}, []
+    for axis, (setting, _) in AXES.items():
+        for value in getattr(config, axis):
+            setting_value = SETTING_VALUES.get(axis, {}).get(value, value)
+            name = BASE if setting_value == getattr(base, setting) else f"{setting}={setting_value}"
+            if name not in runs:
+                try:
+                    changed = dataclasses.replace(base, **{setting: setting_value, "output_dir": str(out / name)})
+                    create_model(changed.model, **changed.model_kwargs())  # the architecture is valid
+                except ValueError as err:
+                    raise ValueError(f"{flag(axis)} {value}: {err}") from None
+                runs[name] = Run(name, changed, finetune_probe(config, changed))
+            rows.append((axis, value, name))
+    if not rows:
+        raise ValueError("nothing to compare: give at least one of " + ", ".join(flag(a) for a in AXES))
+    return list(runs.values()), rows
+
+
+def _check_run_directory(run: Run) -> None:
+    """A run directory left by another grid is not silently mixed into this table."""
+    saved = Path(run.config.output_dir) / "config.yaml"
+    if saved.is_file() and load_config(PretrainConfig, saved) != run.config:
+        raise ValueError(f"{saved.parent} holds a run of other settings than this grid's {run.name!r}; "
+                         "remove it or choose another --output-dir")
+
+
+def probe(config: PretrainConfig, model: torch.nn.Module) -> dict:
+    """k-NN top-1 / top-5 of the model's cls features, on the run's data."""
+    source = build_source(config.data, config.strict_data, config.synthetic_size, rendered_side(config.img_size),
+                          config.seed)
+    normalize = Normalize(*default_mean_std(config.in_chans))
+    with torch.no_grad():
+        return knn_monitor(model, *_knn_loaders(config, source, False), normalize, num_classes=source.num_classes)
+
+
+def _run_and_probe(run: Run) -> dict:
+    result_file = Path(run.config.output_dir) / "probe.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    start = time.perf_counter()
+    result = pretrain(run.config)
+    accuracy = probe(run.config, load_model(run.config.output_dir))
+    if run.finetune is not None:
+        accuracy["finetune_top1"] = finetune(run.finetune).top1  # the last epoch's
+    epochs = [r["epoch_loss"] for r in read_metrics(result.run_dir) if "epoch_loss" in r]
+    record = dict(accuracy, final_epoch_loss=epochs[-1] if epochs else None, steps=result.step,
+                  seconds=round(time.perf_counter() - start, 1))
+    write_text_atomic(result_file, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _reference(base: Run, out: Path) -> dict:
+    """The probes of the base architecture with random weights (the base run must exist)."""
+    result_file = out / REFERENCE / "probe.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    torch.manual_seed(base.config.seed)
+    accuracy = probe(base.config, create_model(base.config.model, **base.config.model_kwargs()))
+    if base.finetune is not None:
+        ft = dataclasses.replace(base.finetune, random_init=True, output_dir=str(out / REFERENCE / "finetune"))
+        accuracy["finetune_top1"] = finetune(ft).top1
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(result_file, json.dumps(accuracy, indent=1) + "\n")
+    return accuracy
+
+
+def _write(table: dict, out: Path) -> None:
+    write_text_atomic(out / "ablation.json", json.dumps(table, indent=1) + "\n")
+    write_text_atomic(out / "ablation.md", markdown(table))
+    plot(table, out / "ablation.png")
+
+
+def ablate(config: AblateConfig) -> dict:
+    """Run (or resume) the grid; returns what OUT/ablation.json holds."""
+    runs, rows = plan(config)
+    base = runs[0].config
+    for run in runs:
+        _check_run_directory(run)
+    _knn_loaders(base, build_source(base.data, base.strict_data, base.synthetic_size, rendered_side(base.img_size),
+                                    base.seed), False)  # labelled data and a held-out set, checked first
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    out = Path(config.output_dir)
+    results: dict[str, dict] = {}
+    for run in runs:
+        print(f"mae ablate: run {len(results) + 1}/{len(runs)}: {run.name}", flush=True)
+        results[run.name] = _run_and_probe(run)
+        _write(_table(config, base, rows, results), out)
+    print(f"mae ablate: the base architecture with random weights ({REFERENCE})", flush=True)
+    table = dict(_table(config, base, rows, results), reference=_reference(runs[0], out))
+    _write(table, out)
+    return table
+
+
+def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> dict:
+    return {
+        "base": config.base,
+        "settings": {k: v for k, v in config_to_dict(base).items() if k not in ("output_dir", "resume")},
+        "probe": f"weighted k-NN (k=20, T=0.07) of the cls token, {base.knn_images} training images"
+                 + (f"; fine-tuning {config.finetune_epochs} epochs" if config.finetune_epochs else ""),
+        "rows": [dict(axis=axis, setting=AXES[axis][0], value=value, run=name, base=name == BASE,
+                      **results.get(name, {})) for axis, value, name in rows],
+    }
+
+
+def markdown(table: dict) -> str:
+    """Table 1 style: one small table per axis, the base row marked, the best top-1 in bold."""
+    s = table["settings"]
+    arch = (f"ViT width {s['embed_dim']}, depth {s['depth']}, patch {s['patch_size']}, {format_size(s['img_size'])}, "
+            f"decoder {s['decoder_depth']} x {s['decoder_embed_dim']}")
+    lines = [
+        "# Ablation", "",
+        f"Base `{table['base']}`: {arch}; mask ratio {s['mask_ratio']}, {s['mask_type']} masks, mask tokens in "
+        f"the {'encoder' if s['encoder_mask_tokens'] else 'decoder'}, target "
+        f"{'norm_pix' if s['norm_pix_loss'] else s['target']}. Data: {s['data'] or 'synthetic'}. "
+        f"Every run: {s['epochs']} epochs, seed {s['seed']}. Probe: {table['probe']}.", "",
+        "Loss: the last epoch's mean training loss (not comparable across targets).", "",
+    ]
+    if "reference" in table:
+        ref = table["reference"]
+        finetuned = f", fine-tune top-1 {ref['finetune_top1']:.1f}%" if "finetune_top1" in ref else ""
+        lines += [f"Random weights, not pretrained (the same probes): k-NN top-1 {ref['knn_top1']:.1f}%, "
+                  f"top-5 {ref['knn_top5']:.1f}%{finetuned}.", ""]
+    # (key, heading) of the accuracy columns; the best of each in bold
+    columns = [("knn_top1", "k-NN top-1 (%)"), ("knn_top5", "k-NN top-5 (%)")]
+    if any("finetune_top1" in r for r in table["rows"]):
+        columns.append(("finetune_top1", "fine-tune top-1 (%)"))
+    for axis, (setting, title) in AXES.items():
+        rows = [r for r in table["rows"] if r["axis"] == axis]
+        if not rows:
+            continue
+        best = {key: max((r[key] for r in rows if key in r), default=None) for key, _ in columns}
+        heading = " | ".join([setting] + [h for _, h in columns] + ["loss", "steps", "seconds"])
+        lines += [f"### {title}", "", f"| {heading} |", "|---|" + "---:|" * (len(columns) + 3)]
+        for r in rows:
+            value = f"{r['value']} (base)" if r["base"] else str(r["value"])
+            if "knn_top1" not in r:
+                lines.append(f"| {value} | not run yet |" + " |" * (len(columns) + 2))
+                continue
+            cells = [f"**{r[key]:.1f}**" if r[key] == best[key] else f"{r[key]:.1f}" for key, _ in columns]
+            loss = "" if r["final_epoch_loss"] is None else f"{r['final_epoch_loss']:.4f}"
+            lines.append(f"| {value} | " + " | ".join(cells) + f" | {loss} | {r['steps']} | {r['seconds']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(table: dict, path: Path) -> Path | None:
+    """Top-1 against the mask ratio (the paper's Figure 5), one line per probe; None without two ratios run."""
+    rows = sorted((r for r in table["rows"] if r["axis"] == "mask_ratios" and "knn_top1" in r),
+                  key=lambda r: r["value"])
+    if len(rows) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for key, label in (("finetune_top1", "fine-tuning"), ("knn_top1", "k-NN")):
+        points = [(100 * r["value"], r[key]) for r in rows if key in r]
+        if points:
+            line, = ax.plot(*zip(*points), marker="o", label=label)
+            if key in table.get("reference", {}):
+                ax.axhline(table["reference"][key], ls="--", color=line.get_color(), label=f"{label}, random init")
+    ax.set_xlabel("masking ratio (%)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{table['settings']['epochs']} epochs per run", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,1 @@
+"""Optimisers and learning-rate schedules: AdamW and its parameter groups, LARS, layer-wise decay."""
