@@ -3,7 +3,7 @@ import torch
 
 import mae
 from helpers import TINY
-from mae.weights.load import save_model
+from mae.weights.format import save_model
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import mae
-from mae.engine.run.checkpoints import CheckpointManager, load_model_state, load_training_state, pack, unpack
+from mae.engine.run.checkpoints import CheckpointManager
+from mae.storage.checkpoint_folder import load_model_state, load_training_state, pack, unpack
 from mae.engine.optim.optimizers import adamw, param_groups
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
@@ -95,7 +96,7 @@ def test_resolve_resume_targets(tmp_path):
 
 
 def test_atomic_write_gives_the_permissions_of_a_plain_open_and_leaves_no_temporary_on_failure(tmp_path):
-    from mae.weights.load import atomic_write
+    from mae.storage.files import atomic_write
 
     target = tmp_path / "out.bin"
     atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"weights"))

@@ -7,7 +7,7 @@ import torch
 
 import mae
 from mae.engine.compute import compile_plan
-from mae.engine.loops import pretrain
+from mae.engine import pretrain
 from mae.engine.compute.compile_plan import COMPILE_SHARE, decide_compile, inductor_cache_dir, measured_pass_s
 from mae.models import linear
 

@@ -153,7 +153,7 @@ def test_downstream_commands_stop_on_bad_data_under_strict_data(tmp_path, capsys
 def test_eval_stops_on_bad_data_under_strict_data(tmp_path, capsys):
     from mae import cli
     from mae.models import VisionTransformer
-    from mae.weights.load import save_model
+    from mae.weights.format import save_model
 
     labelled_folder(tmp_path / "data", "val")
     save_model(VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=1, num_heads=4, num_classes=2),

@@ -9,7 +9,7 @@ from PIL import Image
 import mae.data.transforms as transforms
 from mae.data import IMAGENET_MEAN, IMAGENET_STD, ImageFolder, KeyedImages, RandomResizedCrop, SyntheticShapes
 from mae.data.device_crops import DeviceCrops, draw_crops
-from mae.models.vit import to_2tuple
+from mae.util.sizes import to_2tuple
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZES = [(96, 96), (70, 50), (41, 120), (160, 133)]  # (width, height); crops down- and upscale
@@ -39,8 +39,8 @@ def whole(source, i) -> torch.Tensor:
 def test_the_boxes_are_those_the_cpu_path_crops(folder, monkeypatch):
     crop, keys = RandomResizedCrop(32), [(e, i) for e in (0, 3) for i in range(len(SIZES))]
     cropped = []
-    real = transforms._decode_region
-    monkeypatch.setattr(transforms, "_decode_region", lambda img, box, *a: cropped.append(box) or real(img, box, *a))
+    real = transforms.decode_region
+    monkeypatch.setattr(transforms, "decode_region", lambda img, box, *a: cropped.append(box) or real(img, box, *a))
     cpu = KeyedImages(folder, crop, seed=11)
     for key in keys:
         cpu[key]

@@ -16,7 +16,7 @@ from mae.data import IMAGENET_MEAN, IMAGENET_STD, ImageFolder, KeyedImages, Rand
 from mae.data.images import _UPRIGHT
 from mae.data.device_decode import collate, device_decoding, gpu_jpeg_decoder, upright
 from mae.engine import PretrainConfig
-from mae.engine.loops import pretrain
+from mae.engine import pretrain
 from mae.engine.run.metrics import read_metrics
 
 from helpers import TINY

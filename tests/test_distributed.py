@@ -16,9 +16,9 @@ import torch
 
 from mae.storage.checksums import CorruptFile
 from mae.engine import CheckpointManager, load_training_state
-from mae.engine.run.checkpoints import load_model_state
+from mae.storage.checkpoint_folder import load_model_state
 from mae.engine.compute.fsdp import mixed_precision
-from mae.weights.load import read_safetensors
+from mae.storage.tensors import read_safetensors
 
 from helpers import assert_same_trained_weights
 

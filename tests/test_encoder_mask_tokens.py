@@ -6,9 +6,9 @@ import torch
 import mae
 from mae.benchmarking import mask_token_variant
 from mae.engine import PretrainConfig
-from mae.engine.loops import pretrain
+from mae.engine import pretrain
 from mae.engine.run.metrics import read_metrics
-from mae.weights.load import export_model
+from mae.weights.export import export_model
 
 from helpers import TINY
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import mae
-from mae.engine.run.checkpoints import CheckpointManager, load_model_state, load_training_state
+from mae.engine.run.checkpoints import CheckpointManager
+from mae.storage.checkpoint_folder import load_model_state, load_training_state
 from mae.engine.config.classifier import FinetuneConfig
 from mae.engine.loops.finetune import finetune
-from mae.weights.load import save_model
+from mae.weights.format import save_model
 
 from helpers import TINY
 

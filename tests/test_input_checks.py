@@ -13,10 +13,12 @@ import mae
 from mae import cli
 from mae.data.class_subsets import read_class_mapping
 from mae.engine import PretrainConfig
-from mae.engine.loops import pretrain
+from mae.engine import pretrain
 from mae.models import VisionTransformer
 from mae.models.classifier import build_classifier
-from mae.weights.load import export_model, load_encoder, save_model
+from mae.weights.export import export_model
+from mae.weights.load import load_encoder
+from mae.weights.format import save_model
 
 from helpers import TINY
 
@@ -172,8 +174,8 @@ def mode(path) -> int:
 
 
 def test_weights_checkpoints_and_converted_files_follow_the_umask(tmp_path, umask_027):
-    import mae.weights.load as weights
-    weights._umask.cache_clear()
+    import mae.storage.files as storage_files
+    storage_files._umask.cache_clear()
     try:
         model = mae.create_model("mae_vit_tiny_patch16", **TINY)
         save_model(model, tmp_path / "m.safetensors")
@@ -189,7 +191,7 @@ def test_weights_checkpoints_and_converted_files_follow_the_umask(tmp_path, umas
         folders = [p for p in (tmp_path / "run").rglob("*") if p.is_dir()]
         assert {str(p.relative_to(tmp_path)): oct(mode(p)) for p in folders if mode(p) != 0o750} == {}
     finally:
-        weights._umask.cache_clear()
+        storage_files._umask.cache_clear()
 
 
 def write_run_directory(model, run):

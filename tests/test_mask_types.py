@@ -104,7 +104,7 @@ def test_the_model_masks_as_asked_per_call(mask_type):
 
 def test_pretraining_masks_each_step_from_its_seed_and_step_and_pictures_the_same_kind(tmp_path, monkeypatch):
     from mae.engine import PretrainConfig
-    from mae.engine.loops import pretrain
+    from mae.engine import pretrain
     from mae.util.seeding import mask_noise
     from mae.models import MaskedAutoencoder
 
@@ -146,7 +146,7 @@ def test_visualize_pictures_the_mask_type(tmp_path, capsys):
     from PIL import Image
 
     from mae import cli
-    from mae.weights.load import save_model
+    from mae.weights.format import save_model
 
     torch.manual_seed(0)
     save_model(mae.create_model("mae_vit_tiny_patch16", **TINY), tmp_path / "m.safetensors")

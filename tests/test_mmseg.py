@@ -13,7 +13,7 @@ import torch
 
 import mae
 from helpers import TINY
-from mae.weights.load import export_model
+from mae.weights.export import export_model
 
 pytest.importorskip("mmengine")
 pytest.importorskip("mmcv")

@@ -11,7 +11,7 @@ import mae
 from helpers import hf_pretraining_model
 from mae.models import VisionTransformer
 from mae.models.pos_embed import sincos_2d
-from mae.weights.load import InferredSettingWarning
+from mae.weights.infer import InferredSettingWarning
 
 # the zoo's tiny model at a small resolution: head counts can be inferred from the zoo
 ZOO_TINY = dict(img_size=32)

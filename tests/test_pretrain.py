@@ -6,8 +6,8 @@ import torch
 import mae
 from mae import cli
 from mae.engine import PretrainConfig, TrainingDiverged, load_config, load_training_state
-from mae.engine.loops import pretrain
-from mae.engine.run.checkpoints import load_model_state
+from mae.engine import pretrain
+from mae.storage.checkpoint_folder import load_model_state
 from mae.models import MaskedAutoencoder
 
 from helpers import assert_same_trained_weights
@@ -138,7 +138,7 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path):
 def test_knn_monitor_logs_the_accuracy_of_the_encoder_at_those_epochs(tmp_path):
     from mae.data import SHAPES, Normalize, build_source, default_mean_std
     from mae.engine.eval.knn import knn_evaluate
-    from mae.engine.loops.pretrain import _knn_loaders
+    from mae.engine.loops.pretrain import make_knn_loaders
 
     config = tiny_config(tmp_path, epochs=4, knn_every_epochs=2, knn_images=64)
     pretrain(config)
@@ -150,7 +150,7 @@ def test_knn_monitor_logs_the_accuracy_of_the_encoder_at_those_epochs(tmp_path):
     model = mae.load_model(tmp_path / "run")
     normalize = Normalize(*default_mean_std(3))
     train, val = ([(normalize(x), y) for x, y in loader]
-                  for loader in _knn_loaders(config, build_source(None, synthetic_size=128), False))
+                  for loader in make_knn_loaders(config, build_source(None, synthetic_size=128), False))
     assert knn_evaluate(model, train, val, num_classes=len(SHAPES))["top1"] == knn[-1]["knn_top1"]
 
 

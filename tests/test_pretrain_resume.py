@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from mae.engine import CheckpointManager, load_training_state
-from mae.engine.run.checkpoints import load_model_state
+from mae.storage.checkpoint_folder import load_model_state
 
 ARGS = [
     "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",

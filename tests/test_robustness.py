@@ -14,7 +14,7 @@ from mae.cli import main
 from mae.data import ImageFolder, Normalize, ResizeCenterCrop
 from mae.models.vit import VisionTransformer
 from mae.robustness.benchmarks import alexnet_errors, corruption_summary, imagenet_wnids, read_wnids
-from mae.weights.load import save_model
+from mae.weights.format import save_model
 
 ARCH = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4)
 R_WNIDS = read_wnids("imagenet_r_wnids.txt")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from mae.cli import main
 from mae.engine import PretrainConfig
-from mae.engine.loops import pretrain
+from mae.engine import pretrain
 from mae.engine.config.classifier import FinetuneConfig, LinprobeConfig
 from mae.engine.loops.finetune import finetune
 from mae.engine.loops.linprobe import linprobe

@@ -8,7 +8,7 @@ import torch
 
 import mae
 from mae.cli import main
-from mae.weights.load import read_pth
+from mae.storage.tensors import read_pth
 
 
 class RunsCode:

@@ -9,9 +9,9 @@ import pytest
 
 import mae.storage.disk as disk
 import mae.engine.run.sharded_checkpoints as sharded_checkpoint
-import mae.weights.load as weights
+import mae.storage.files as storage_files
 from mae.engine import PretrainConfig
-from mae.engine.loops import pretrain
+from mae.engine import pretrain
 from mae.engine.run.checkpoints import CheckpointManager
 from mae.storage.disk import DiskFull
 
@@ -28,10 +28,10 @@ def mode(path) -> int:
 @pytest.fixture
 def umask_027():
     old = os.umask(0o027)
-    weights._umask.cache_clear()
+    storage_files._umask.cache_clear()
     yield
     os.umask(old)
-    weights._umask.cache_clear()
+    storage_files._umask.cache_clear()
 
 
 def test_a_sharded_checkpoint_follows_the_umask_as_a_whole_one(tmp_path, umask_027):

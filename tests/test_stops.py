@@ -14,8 +14,9 @@ import pytest
 
 from mae.cli import main
 from mae.engine import PretrainConfig
-from mae.engine.loops import pretrain
-from mae.engine.run.checkpoints import CheckpointManager, load_training_state
+from mae.engine import pretrain
+from mae.engine.run.checkpoints import CheckpointManager
+from mae.storage.checkpoint_folder import load_training_state
 from mae.storage.disk import DiskFull
 
 from helpers import TINY
@@ -110,9 +111,9 @@ RUN = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=1
 
 def test_a_full_disk_during_a_save_is_one_line_and_keeps_older_checkpoints(tmp_path, monkeypatch, capsys,
                                                                             one_thread):
-    import mae.weights.load
+    import mae.storage.tensors
 
-    real, calls = mae.weights.load.save_file, {"n": 0}
+    real, calls = mae.storage.tensors.save_file, {"n": 0}
 
     def fills_up(tensors, path, metadata=None):
         calls["n"] += 1
@@ -121,7 +122,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_older_checkpoints(tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         real(tensors, path, metadata=metadata)
 
-    monkeypatch.setattr(mae.weights.load, "save_file", fills_up)
+    monkeypatch.setattr(mae.storage.tensors, "save_file", fills_up)
     out = tmp_path / "run"
     with pytest.raises(DiskFull, match=f"not enough free space in {out / 'checkpoints'} for checkpoint "
                                        r"ckpt-000000003: needs about \d+\.\d MB, \d+\.\d MB free"):

@@ -12,7 +12,7 @@ from mae.cli import main
 from mae.data.preprocess import read_image, resize_and_crop
 from mae.models import patchify
 from mae.viz import IMAGENET_MEAN, IMAGENET_STD, visualize
-from mae.weights.load import export_model
+from mae.weights.export import export_model
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)

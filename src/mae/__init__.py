@@ -11,7 +11,9 @@
 from .util import threads  # noqa: F401  first: sets OpenMP's wait policy before torch loads it
 from .models import MAEOutput, MaskedAutoencoder, VisionTransformer, create_model, model_names
 from .viz import reconstruct, visualize
-from .weights.load import export_model, load_model, save_model
+from .weights.export import export_model
+from .weights.load import load_model
+from .weights.format import save_model
 
 __version__ = "0.1.0"
 

@@ -10,7 +10,7 @@ import torch
 
 from ..util.text import format_size
 from ..util.threads import cpu_name
-from ..weights.load import atomic_write
+from ..storage.files import atomic_write
 
 
 def machine(device: str) -> dict:

@@ -16,7 +16,7 @@ import torch.nn as nn
 from ..engine.run.metrics import Progress
 from ..util.seeding import check_seed
 from ..models.masking import check_mask_ratio
-from ..models.vit import to_2tuple
+from ..util.sizes import to_2tuple
 from .measure import (
     StepTimer,
     matmul_flops_per_s,

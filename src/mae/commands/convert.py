@@ -9,7 +9,8 @@ import argparse
 
 from ..engine.config.base import parse_size
 from ..weights.layouts import DECODER_PREFIXES
-from ..weights.load import EXPORT_LAYOUTS, export_model, load_model_with_guesses
+from ..weights.export import EXPORT_LAYOUTS, export_model
+from ..weights.load import load_model_with_guesses
 
 HELP = "convert weights between ours, official MAE, Hugging Face, timm, mmpretrain and mmsegmentation layouts"
 

@@ -28,7 +28,8 @@ from ..engine.compute.precision import resolve_precision
 from ..models.classifier import build_classifier
 from ..robustness.report import markdown
 from ..robustness.suite import plan_suite, run_suite
-from ..weights.load import MODEL_FILE, load_encoder
+from ..storage.checkpoint_folder import MODEL_FILE
+from ..weights.load import load_encoder
 
 HELP = ("evaluate a classifier (top-1 / top-5) on a labelled image folder, a class subset of it, or "
         "the robustness benchmarks (ImageNet-C mCE, -A, -R, -Sketch)")

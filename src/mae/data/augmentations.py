@@ -8,7 +8,7 @@ Each is a transform (PIL image, numpy Generator) -> uint8 [C, H, W], like those 
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from .transforms import RandomResizedCrop, ResizeCenterCrop, _decode_region, _to_tensor, fitted_box
+from .transforms import RandomResizedCrop, ResizeCenterCrop, decode_region, to_tensor, fitted_box
 
 AUGMENTATIONS = ("none", "crop", "rrc", "rrc_jitter")
 FIXED_CROP_FRACTION = 0.875  # the fixed crop covers this much of the shorter side (224 of 256)
@@ -27,10 +27,10 @@ class FixedSizeCrop:
         box_w, box_h = (round(side) for side in fitted_box(*img.size, self.size, FIXED_CROP_FRACTION))
         left = int(rng.integers(0, img.width - box_w + 1))
         top = int(rng.integers(0, img.height - box_h + 1))
-        out = _decode_region(img, (left, top, left + box_w, top + box_h), self.size, self.channels)
+        out = decode_region(img, (left, top, left + box_w, top + box_h), self.size, self.channels)
         if rng.random() < 0.5:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
-        return _to_tensor(out, self.channels)
+        return to_tensor(out, self.channels)
 
 
 class JitteredCrop(RandomResizedCrop):
@@ -43,7 +43,7 @@ class JitteredCrop(RandomResizedCrop):
         enhancers = [ImageEnhance.Brightness, ImageEnhance.Contrast] + ([ImageEnhance.Color] if self.channels == 3 else [])
         for enhancer in enhancers:
             out = enhancer(out).enhance(rng.uniform(1 - JITTER, 1 + JITTER))
-        return _to_tensor(out, self.channels)
+        return to_tensor(out, self.channels)
 
 
 def pretrain_transform(augmentation: str, size: int | tuple[int, int], crop_scale=(0.2, 1.0), channels: int = 3):

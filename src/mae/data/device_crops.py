@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.vit import to_2tuple
+from ..util.sizes import to_2tuple
 from .loader import sample_rng
 from .transforms import RandomResizedCrop
 

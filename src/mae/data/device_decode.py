@@ -23,7 +23,7 @@ from .device_crops import DeviceCrops
 from .images import decode_image, open_image, orientation, oriented_size
 from .loader import KeyedImages
 from .source import ImageSource
-from .transforms import RandomResizedCrop, _to_tensor
+from .transforms import RandomResizedCrop, to_tensor
 
 DEVICE_JPEG_MODES = ("RGB", "L")  # what nvJPEG decodes to RGB or greyscale
 
@@ -47,7 +47,7 @@ class UndecodedImages(KeyedImages):
             if data is not None and img.format == "JPEG" and img.mode in DEVICE_JPEG_MODES:
                 item, turn = torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation(img)
             else:
-                item, turn = _to_tensor(decode_image(img, channels), channels), 1
+                item, turn = to_tensor(decode_image(img, channels), channels), 1
         return item, turn, box, flip, self.source.name(i)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..models.vit import to_2tuple
+from ..util.sizes import to_2tuple
 from .images import decode_image, oriented_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -36,7 +36,7 @@ def fitted_box(width: float, height: float, size, fraction: float) -> tuple[floa
     return out_w * scale, out_h * scale
 
 
-def _decode_region(img: Image.Image, box: tuple[float, float, float, float], out, channels: int):
+def decode_region(img: Image.Image, box: tuple[float, float, float, float], out, channels: int):
     """Decode `img` (header read only) and resample `box` (left, top, right, bottom, in the
     upright frame of `oriented_size`) to `out` (a side, or (height, width))."""
     # draft picks the largest JPEG DCT reduction (1/2, 1/4, 1/8) that keeps the crop >= `out`;
@@ -57,7 +57,7 @@ def _decode_region(img: Image.Image, box: tuple[float, float, float, float], out
     return img.resize((out_w, out_h), Image.BICUBIC, box=box, reducing_gap=3.0)
 
 
-def _to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
+def to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
     pixels = np.array(img, dtype=np.uint8)  # a writable copy
     if channels == 1:
         pixels = pixels[..., None]
@@ -105,10 +105,10 @@ class RandomResizedCrop:
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
         box, flipped = self.draw(*oriented_size(img), rng)
-        out = _decode_region(img, box, self.size, self.channels)
+        out = decode_region(img, box, self.size, self.channels)
         if flipped:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
-        return _to_tensor(out, self.channels)
+        return to_tensor(out, self.channels)
 
 
 class ResizeCenterCrop:
@@ -125,8 +125,8 @@ class ResizeCenterCrop:
         width, height = oriented_size(img)
         box_w, box_h = fitted_box(width, height, self.size, self.crop_fraction)
         left, top = (width - box_w) / 2, (height - box_h) / 2
-        out = _decode_region(img, (left, top, left + box_w, top + box_h), self.size, self.channels)
-        return _to_tensor(out, self.channels)
+        out = decode_region(img, (left, top, left + box_w, top + box_h), self.size, self.channels)
+        return to_tensor(out, self.channels)
 
 
 class Normalize(torch.nn.Module):

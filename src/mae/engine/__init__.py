@@ -1,7 +1,8 @@
 """Training machinery shared by the commands: config, optimisation, checkpoints,
 distributed helpers, metrics and progress, and the pretraining loop."""
 
-from .run.checkpoints import CheckpointManager, load_model_state, load_training_state
+from .run.checkpoints import CheckpointManager
+from ..storage.checkpoint_folder import load_model_state, load_training_state
 from .config.base import add_config_arguments, config_from_args, load_config, make_config, save_config
 from .compute.distributed import DistEnv
 from .run.metrics import MetricsLogger, Progress, read_metrics

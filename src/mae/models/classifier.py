@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .vit import VisionTransformer, to_2tuple
+from .vit import VisionTransformer
+from ..util.sizes import to_2tuple
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from .targets import get_target, model_target
 from .linear import Linear, linear
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_decoder
-from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm, to_2tuple
+from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm
+from ..util.sizes import to_2tuple
 
 
 @dataclass

@@ -11,7 +11,6 @@ target). `register_target(name, target)` adds one; a model built with `target=na
 predicts it (its decoder head has `target.dim(...)` outputs).
 """
 
-import math
 from dataclasses import dataclass
 
 import torch

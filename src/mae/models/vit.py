@@ -12,18 +12,10 @@ import torch.nn.functional as F
 
 from .linear import Linear, linear
 from .pos_embed import resample_pos_embed, sincos_2d
+from ..util.sizes import to_2tuple
 from .sizes import check_encoder
 
 LAYER_NORM_EPS = 1e-6  # the official models' LayerNorm eps (Hugging Face's default is 1e-12)
-
-
-def to_2tuple(size) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    size = tuple(int(s) for s in size)
-    if len(size) != 2:
-        raise ValueError(f"expected an int or (height, width), got {size}")
-    return size
 
 
 class PatchEmbed(nn.Module):

@@ -8,11 +8,13 @@ writer that stores one file per shard can keep a manifest per shard and check ea
 CRC-32 catches flipped bytes and torn writes; it is not meant to resist tampering.
 """
 
+import hashlib
 import zlib
+from pathlib import Path
 
 import torch
 
-CHECKSUMS_KEY = "mae.storage.checksums"  # where our safetensors files keep the manifest (as JSON)
+CHECKSUMS_KEY = "mae.checksums"  # where our safetensors files keep the manifest (as JSON)
 
 
 class CorruptFile(ValueError):
@@ -39,3 +41,11 @@ def verify_tensors(tensors: dict[str, torch.Tensor], manifest: dict[str, str], s
         (f"{len(wrong)} tensor(s) whose bytes changed since they were written", wrong)) if names]
     if problems:
         raise CorruptFile(f"{source} is corrupt: " + "; ".join(problems))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()

@@ -26,11 +26,27 @@ from ...storage.files import write_text_atomic
 
 NONE_WORDS = ("none", "null")
 Size = int | tuple[int, int]  # an image size: a square's side, or (height, width)
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the recipes of a clone: --config NAME
+CONFIG_DIR = Path(__file__).resolve().parents[4] / "configs"  # the recipes of a clone: --config NAME
 
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def optional(help_text: str, **extra):
+    """A setting left out (None) unless given: chosen from the data, or not used."""
+    return dataclasses.field(default=None, metadata=dict(help=help_text, **extra))
+
+
+def setting(default, help_text: str, **extra):
+    """A setting with its default and its --help text (and e.g. choices=...)."""
+    return dataclasses.field(default=default, metadata=dict(help=help_text, **extra))
+
+
+def require(config, ok: bool, name: str, what: str) -> None:
+    """A ValueError naming the flag and the value given, unless `ok`."""
+    if not ok:
+        raise ValueError(f"{flag(name)} {what}, got {getattr(config, name)!r}")
 
 
 def _field_type(cls, name: str):

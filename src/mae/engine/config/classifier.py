@@ -5,13 +5,13 @@ LinprobeConfig: ViT-B linear probing (the paper's appendix A.2).
 Both share the data, schedule and run settings of `DownstreamConfig`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ...models.linear import MATMUL_BACKENDS
-from ...models.vit import to_2tuple
+from ...util.sizes import to_2tuple
 from ...util.threads import default_workers
-from .base import Size, flag
+from .base import Size, flag, optional, require, setting
 from .pretrain import PRECISIONS, RESUME_HELP
 from ...util.seeding import check_seed
 
@@ -22,80 +22,67 @@ RESUMABLE = (
 )
 
 
-def _opt(help_text: str, **extra):
-    return field(default=None, metadata=dict(help=help_text, **extra))
-
-
-def _set(default, help_text: str, **extra):
-    return field(default=default, metadata=dict(help=help_text, **extra))
-
-
-def _need(config, ok: bool, name: str, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{flag(name)} {what}, got {getattr(config, name)!r}")
-
-
 @dataclass
 class DownstreamConfig:
     # what to start from
-    checkpoint: str | None = _opt(
+    checkpoint: str | None = optional(
         "pretrained encoder: a run directory of ours, our .safetensors, an official .pth "
         "(pretrain / encoder-only / fine-tuned), a Hugging Face ViTMAE folder", metavar="PATH")
-    random_init: bool = _set(False, "take only the architecture from --checkpoint and start from "
+    random_init: bool = setting(False, "take only the architecture from --checkpoint and start from "
                              "random weights (the from-scratch baseline)")
-    drop_head: bool = _set(False, "when the checkpoint has a head for another number of classes, "
+    drop_head: bool = setting(False, "when the checkpoint has a head for another number of classes, "
                            "train a fresh one instead of stopping")
     # data
-    data: str | None = _opt(
+    data: str | None = optional(
         "labelled images: a folder with train/ and val/ (one subfolder per class in each), or "
         "'synthetic' (default): the built-in dataset", metavar="PATH")
-    synthetic_size: int = _set(4096, "training images of the built-in dataset")
-    strict_data: bool = _set(False, "stop on unreadable or truncated images and damaged tar shards "
+    synthetic_size: int = setting(4096, "training images of the built-in dataset")
+    strict_data: bool = setting(False, "stop on unreadable or truncated images and damaged tar shards "
                              "instead of skipping them with a warning")
-    synthetic_val_size: int = _set(1024, "validation images of the built-in dataset (other images "
+    synthetic_val_size: int = setting(1024, "validation images of the built-in dataset (other images "
                                    "than the training ones)")
-    num_classes: int | None = _opt("outputs of the head (default: the training data's classes)")
-    num_workers: int = _set(default_workers(), "data loader worker processes per training process; "
+    num_classes: int | None = optional("outputs of the head (default: the training data's classes)")
+    num_workers: int = setting(default_workers(), "data loader worker processes per training process; "
                             "default: the cores this process may use, less one, at most 8")
     # model
-    img_size: Size | None = _opt("input resolution in pixels: one number (a square) or two (height width), "
+    img_size: Size | None = optional("input resolution in pixels: one number (a square) or two (height width), "
                                  "each divisible by the patch size (default: the checkpoint's); the position "
                                  "table is resampled in 2-D")
     # optimisation
-    epochs: int | None = _opt("training epochs; default: about 1000 steps' worth, at most the paper's "
+    epochs: int | None = optional("training epochs; default: about 1000 steps' worth, at most the paper's "
                               "(100 fine-tuning, 90 linear probing)")
-    warmup_epochs: float | None = _opt("epochs of linear learning-rate warm-up (per iteration); default: "
+    warmup_epochs: float | None = optional("epochs of linear learning-rate warm-up (per iteration); default: "
                                        "the paper's share of --epochs (5 of 100; 10 of 90)")
-    batch_size: int | None = _opt("images per process per step (per micro-step with --accum-iter); "
+    batch_size: int | None = optional("images per process per step (per micro-step with --accum-iter); "
                                   "default: the paper's (32 fine-tuning, 512 linear probing), or less so "
                                   "that an epoch has 8 steps")
-    accum_iter: int = _set(1, "gradient accumulation steps per optimizer step")
-    effective_batch: int | None = _opt(
+    accum_iter: int = setting(1, "gradient accumulation steps per optimizer step")
+    effective_batch: int | None = optional(
         "images per optimizer step over all processes; --accum-iter is derived from it")
-    blr: float | None = _opt("base learning rate: lr = blr x effective batch / 256; default: the "
+    blr: float | None = optional("base learning rate: lr = blr x effective batch / 256; default: the "
                              "paper's (5e-4 fine-tuning, 0.1 linear probing), or more when that is too "
                              "small to learn in this many steps")
-    lr: float | None = _opt("absolute learning rate (overrides --blr)")
-    min_lr: float = _set(1e-6, "learning rate at the end of the cosine schedule")
-    weight_decay: float = _set(0.05, "weight decay (not on biases, norms, cls_token, pos_embed)")
-    clip_grad: float | None = _opt("clip the gradient norm to this value (default: no clipping)")
-    precision: str = _set("auto", "fp32, bf16, fp16, or auto (bf16/fp16 on a GPU, fp32 on CPU)",
+    lr: float | None = optional("absolute learning rate (overrides --blr)")
+    min_lr: float = setting(1e-6, "learning rate at the end of the cosine schedule")
+    weight_decay: float = setting(0.05, "weight decay (not on biases, norms, cls_token, pos_embed)")
+    clip_grad: float | None = optional("clip the gradient norm to this value (default: no clipping)")
+    precision: str = setting("auto", "fp32, bf16, fp16, or auto (bf16/fp16 on a GPU, fp32 on CPU)",
                           choices=PRECISIONS)
     # run
-    seed: int = _set(0, "seed of every random draw (head init, data order, augmentation, mixup)")
-    device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
-    threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
-    matmul_backend: str = _set("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
+    seed: int = setting(0, "seed of every random draw (head init, data order, augmentation, mixup)")
+    device: str = setting("auto", "cpu, cuda, cuda:N, or auto")
+    threads: int | None = optional("torch intra-op CPU threads per process (default: torch's choice)")
+    matmul_backend: str = setting("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
                                "auto (a short measured probe picks the faster; cached)",
                                choices=MATMUL_BACKENDS)
-    output_dir: str = _set("runs/finetune", "run directory: config.yaml, metrics.jsonl, checkpoints/",
+    output_dir: str = setting("runs/finetune", "run directory: config.yaml, metrics.jsonl, checkpoints/",
                            metavar="DIR")
-    resume: str | None = _opt(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
-    keep_last: int = _set(2, "epoch checkpoints to keep (the best one is kept apart)")
-    log_every: int = _set(20, "log the training loss every N optimizer steps")
-    eval_batch_size: int | None = _opt("images per process per evaluation step (default: "
+    resume: str | None = optional(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
+    keep_last: int = setting(2, "epoch checkpoints to keep (the best one is kept apart)")
+    log_every: int = setting(20, "log the training loss every N optimizer steps")
+    eval_batch_size: int | None = optional("images per process per evaluation step (default: "
                                        "--batch-size)")
-    tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard; needs the "
+    tensorboard: bool = setting(False, "also log to TensorBoard (OUT/tensorboard; needs the "
                              "'tensorboard' package)")
 
     MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
@@ -105,115 +92,115 @@ class DownstreamConfig:
 
     def validate(self) -> None:
         for name in ("accum_iter", "log_every", "keep_last", "synthetic_size", "synthetic_val_size"):
-            _need(self, getattr(self, name) >= 1, name, "must be at least 1")
-        _need(self, self.img_size is None or min(to_2tuple(self.img_size)) >= 1, "img_size", "must be at least 1")
+            require(self, getattr(self, name) >= 1, name, "must be at least 1")
+        require(self, self.img_size is None or min(to_2tuple(self.img_size)) >= 1, "img_size", "must be at least 1")
         for name in ("epochs", "batch_size", "num_classes", "effective_batch", "threads", "eval_batch_size"):
-            _need(self, getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
+            require(self, getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("num_workers", "min_lr", "weight_decay"):
-            _need(self, getattr(self, name) >= 0, name, "must not be negative")
-        _need(self, self.blr is None or self.blr > 0, "blr", "must be positive")
-        _need(self, self.lr is None or self.lr > 0, "lr", "must be positive")
-        _need(self, self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
-        _need(self, self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must not be negative")
-        _need(self, None in (self.warmup_epochs, self.epochs) or self.warmup_epochs <= self.epochs,
+            require(self, getattr(self, name) >= 0, name, "must not be negative")
+        require(self, self.blr is None or self.blr > 0, "blr", "must be positive")
+        require(self, self.lr is None or self.lr > 0, "lr", "must be positive")
+        require(self, self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
+        require(self, self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must not be negative")
+        require(self, None in (self.warmup_epochs, self.epochs) or self.warmup_epochs <= self.epochs,
               "warmup_epochs", f"must not exceed --epochs {self.epochs}")
-        _need(self, self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
+        require(self, self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
         check_seed(self.seed)
 
 
 @dataclass
 class FinetuneConfig(DownstreamConfig):
     RECIPE_PREFIX: ClassVar[str] = "finetune"  # --config NAME reads configs/finetune_NAME.yaml
-    global_pool: str = _set("avg", "avg: mean of the patch tokens + fc_norm (official fine-tuning); "
+    global_pool: str = setting("avg", "avg: mean of the patch tokens + fc_norm (official fine-tuning); "
                             "token: the cls token + the final norm", choices=POOLS)
-    finetune_blocks: int | None = _opt("partial fine-tuning: train only the last K blocks (+ norm "
+    finetune_blocks: int | None = optional("partial fine-tuning: train only the last K blocks (+ norm "
                                        "and head); default: every block", metavar="K")
-    layer_decay: float = _set(0.75, "layer-wise lr decay (0.65 for ViT-B, 0.75 for ViT-L/H)")
-    drop_path: float = _set(0.1, "stochastic depth rate (grows linearly over the blocks)")
-    betas: tuple[float, float] = _set((0.9, 0.999), "AdamW betas", metavar=("BETA1", "BETA2"))
-    randaug_ops: int = _set(2, "RandAugment ops per image (0: off)")
-    randaug_magnitude: float = _set(9.0, "RandAugment magnitude (0-10)")
-    randaug_magnitude_std: float = _set(0.5, "RandAugment magnitude noise (std)")
-    reprob: float = _set(0.25, "random erasing probability (per-pixel noise)")
-    mixup: float | None = _opt("mixup alpha (0: off); default: the paper's 0.8 with 1000 or more "
+    layer_decay: float = setting(0.75, "layer-wise lr decay (0.65 for ViT-B, 0.75 for ViT-L/H)")
+    drop_path: float = setting(0.1, "stochastic depth rate (grows linearly over the blocks)")
+    betas: tuple[float, float] = setting((0.9, 0.999), "AdamW betas", metavar=("BETA1", "BETA2"))
+    randaug_ops: int = setting(2, "RandAugment ops per image (0: off)")
+    randaug_magnitude: float = setting(9.0, "RandAugment magnitude (0-10)")
+    randaug_magnitude_std: float = setting(0.5, "RandAugment magnitude noise (std)")
+    reprob: float = setting(0.25, "random erasing probability (per-pixel noise)")
+    mixup: float | None = optional("mixup alpha (0: off); default: the paper's 0.8 with 1000 or more "
                                "training images per class, else 0")
-    cutmix: float | None = _opt("cutmix alpha (0: off); default: the paper's 1.0 with 1000 or more "
+    cutmix: float | None = optional("cutmix alpha (0: off); default: the paper's 1.0 with 1000 or more "
                                 "training images per class, else 0")
-    mixup_prob: float = _set(1.0, "probability of mixing a batch")
-    mixup_switch_prob: float = _set(0.5, "probability of cutmix rather than mixup when both are on")
-    smoothing: float = _set(0.1, "label smoothing")
-    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop, as "
+    mixup_prob: float = setting(1.0, "probability of mixing a batch")
+    mixup_switch_prob: float = setting(0.5, "probability of cutmix rather than mixup when both are on")
+    smoothing: float = setting(0.1, "label smoothing")
+    crop_scale: tuple[float, float] = setting((0.08, 1.0), "area range of the random resized crop, as "
                                            "fractions of the image", metavar=("MIN", "MAX"))
 
     def validate(self) -> None:
         super().validate()
-        _need(self, 0 < self.layer_decay <= 1, "layer_decay", "must be in (0, 1]")
-        _need(self, 0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
-        _need(self, all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
-        _need(self, self.finetune_blocks is None or self.finetune_blocks >= 0, "finetune_blocks",
+        require(self, 0 < self.layer_decay <= 1, "layer_decay", "must be in (0, 1]")
+        require(self, 0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
+        require(self, all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
+        require(self, self.finetune_blocks is None or self.finetune_blocks >= 0, "finetune_blocks",
               "must not be negative")
-        _need(self, self.randaug_ops >= 0, "randaug_ops", "must not be negative")
-        _need(self, 0 <= self.randaug_magnitude <= 10, "randaug_magnitude", "must be in [0, 10]")
-        _need(self, self.randaug_magnitude_std >= 0, "randaug_magnitude_std", "must not be negative")
+        require(self, self.randaug_ops >= 0, "randaug_ops", "must not be negative")
+        require(self, 0 <= self.randaug_magnitude <= 10, "randaug_magnitude", "must be in [0, 10]")
+        require(self, self.randaug_magnitude_std >= 0, "randaug_magnitude_std", "must not be negative")
         for name in ("mixup", "cutmix"):
-            _need(self, getattr(self, name) is None or getattr(self, name) >= 0, name, "must not be negative")
+            require(self, getattr(self, name) is None or getattr(self, name) >= 0, name, "must not be negative")
         for name in ("reprob", "mixup_prob", "mixup_switch_prob", "smoothing"):
-            _need(self, 0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
-        _need(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
+            require(self, 0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
+        require(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
               "must satisfy 0 < min <= max <= 1")
 
 
 @dataclass
 class LinprobeConfig(DownstreamConfig):
     RECIPE_PREFIX: ClassVar[str] = "linprobe"  # --config NAME reads configs/linprobe_NAME.yaml
-    min_lr: float = _set(0.0, "learning rate at the end of the cosine schedule")
-    weight_decay: float = _set(0.0, "LARS weight decay (the recipe uses none)")
-    momentum: float = _set(0.9, "LARS momentum")
-    crop_scale: tuple[float, float] = _set((0.08, 1.0), "area range of the random resized crop, as "
+    min_lr: float = setting(0.0, "learning rate at the end of the cosine schedule")
+    weight_decay: float = setting(0.0, "LARS weight decay (the recipe uses none)")
+    momentum: float = setting(0.9, "LARS momentum")
+    crop_scale: tuple[float, float] = setting((0.08, 1.0), "area range of the random resized crop, as "
                                            "fractions of the image", metavar=("MIN", "MAX"))
-    output_dir: str = _set("runs/linprobe", "run directory: config.yaml, metrics.jsonl, checkpoints/",
+    output_dir: str = setting("runs/linprobe", "run directory: config.yaml, metrics.jsonl, checkpoints/",
                            metavar="DIR")
 
     def validate(self) -> None:
         super().validate()
-        _need(self, 0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
-        _need(self, self.batch_size is None or self.batch_size >= 2, "batch_size", "must be at least 2: the "
+        require(self, 0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        require(self, self.batch_size is None or self.batch_size >= 2, "batch_size", "must be at least 2: the "
               "linear-probe head's BatchNorm normalises each feature over the images of a step")
-        _need(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
+        require(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
               "must satisfy 0 < min <= max <= 1")
 
 
 @dataclass
 class EvalConfig:
-    checkpoint: str | None = _opt("classifier to evaluate: a fine-tune / linprobe run directory, "
+    checkpoint: str | None = optional("classifier to evaluate: a fine-tune / linprobe run directory, "
                                   "our .safetensors, an official fine-tuned .pth", metavar="PATH")
-    data: str | None = _opt("labelled images: a folder with one subfolder per class, or "
+    data: str | None = optional("labelled images: a folder with one subfolder per class, or "
                             "'synthetic' (the built-in validation images)", metavar="PATH")
-    class_map: str | None = _opt("score a subset of the head's classes: a file mapping each class "
+    class_map: str | None = optional("score a subset of the head's classes: a file mapping each class "
                                  "folder to a head output ('name index' per line), or to a name "
                                  "among --train-classes", metavar="FILE")
-    train_classes: str | None = _opt("folder whose subfolders name the head's classes in order (the "
+    train_classes: str | None = optional("folder whose subfolders name the head's classes in order (the "
                                      "training set), for a --class-map with names alone", metavar="DIR")
-    synthetic_val_size: int = _set(1024, "validation images of the built-in dataset")
-    imagenet_c: str | None = _opt("robustness: an ImageNet-C layout (corruption/severity/class/), e.g. "
+    synthetic_val_size: int = setting(1024, "validation images of the built-in dataset")
+    imagenet_c: str | None = optional("robustness: an ImageNet-C layout (corruption/severity/class/), e.g. "
                                   "ImageNet-C itself or `mae corrupt`'s output: top-1 error per "
                                   "corruption and severity, mCE", metavar="DIR")
-    imagenet_a: str | None = _opt("robustness: ImageNet-A (200 class folders), scored over its 200 "
+    imagenet_a: str | None = optional("robustness: ImageNet-A (200 class folders), scored over its 200 "
                                   "classes", metavar="DIR")
-    imagenet_r: str | None = _opt("robustness: ImageNet-R (200 class folders), scored over its 200 "
+    imagenet_r: str | None = optional("robustness: ImageNet-R (200 class folders), scored over its 200 "
                                   "classes", metavar="DIR")
-    imagenet_sketch: str | None = _opt("robustness: ImageNet-Sketch (1000 class folders)", metavar="DIR")
-    img_size: Size | None = _opt("input resolution in pixels: one number (a square) or two (height width) "
+    imagenet_sketch: str | None = optional("robustness: ImageNet-Sketch (1000 class folders)", metavar="DIR")
+    img_size: Size | None = optional("input resolution in pixels: one number (a square) or two (height width) "
                                  "(default: the checkpoint's)")
-    batch_size: int = _set(128, "images per evaluation step")
-    num_workers: int = _set(min(4, default_workers()), "data loader worker processes; default: the "
+    batch_size: int = setting(128, "images per evaluation step")
+    num_workers: int = setting(min(4, default_workers()), "data loader worker processes; default: the "
                             "cores this process may use, less one, at most 4")
-    strict_data: bool = _set(False, "stop on unreadable or truncated images instead of skipping them "
+    strict_data: bool = setting(False, "stop on unreadable or truncated images instead of skipping them "
                              "with a warning")
-    precision: str = _set("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)
-    device: str = _set("auto", "cpu, cuda, cuda:N, or auto")
-    threads: int | None = _opt("torch intra-op CPU threads (default: torch's choice)")
-    output: str | None = _opt("also write the results to this JSON file (robustness: and the "
+    precision: str = setting("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)
+    device: str = setting("auto", "cpu, cuda, cuda:N, or auto")
+    threads: int | None = optional("torch intra-op CPU threads (default: torch's choice)")
+    output: str | None = optional("also write the results to this JSON file (robustness: and the "
                               "Markdown report beside it, FILE.md)", metavar="FILE.json")
 
     def robustness_folders(self) -> dict[str, str]:
@@ -227,11 +214,11 @@ class EvalConfig:
                              "run directory, or its weights file)")
         if self.robustness_folders():
             for name in ("data", "class_map", "train_classes"):
-                _need(self, getattr(self, name) is None, name, "applies to one labelled folder, not to "
+                require(self, getattr(self, name) is None, name, "applies to one labelled folder, not to "
                       "the robustness benchmarks (--imagenet-c/-a/-r/-sketch)")
-            _need(self, not str(self.output).endswith(".md"), "output", "names the JSON file (the "
+            require(self, not str(self.output).endswith(".md"), "output", "names the JSON file (the "
                   "Markdown report is written beside it as .md)")
         for name in ("batch_size", "synthetic_val_size"):
-            _need(self, getattr(self, name) >= 1, name, "must be at least 1")
-        _need(self, self.num_workers >= 0, "num_workers", "must not be negative")
-        _need(self, self.img_size is None or min(to_2tuple(self.img_size)) >= 1, "img_size", "must be at least 1")
+            require(self, getattr(self, name) >= 1, name, "must be at least 1")
+        require(self, self.num_workers >= 0, "num_workers", "must not be negative")
+        require(self, self.img_size is None or min(to_2tuple(self.img_size)) >= 1, "img_size", "must be at least 1")

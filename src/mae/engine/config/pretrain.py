@@ -1,18 +1,18 @@
 """Every setting of `mae pretrain`, with the official recipe's defaults (ViT-B); the schedule's
 settings left out (None) are chosen from the data by `mae.engine.config.from_data`."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ...data.augmentations import AUGMENTATIONS
 from ...models.masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ...models.linear import MATMUL_BACKENDS
-from ...models.vit import to_2tuple
+from ...util.sizes import to_2tuple
 from ...models.zoo import CONFIGS, model_names
 from ...models.targets import model_target
 from ...util.text import format_size
 from ...util.threads import default_workers
-from .base import Size, flag
+from .base import Size, flag, optional, require, setting
 from ...util.seeding import check_seed
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -50,120 +50,112 @@ def check_img_size(img_size: Size, patch: int, whose: str = "") -> None:
                          f"multiples of {patch} (e.g. --img-size {shown(fitting)})")
 
 
-def _opt(help_text: str, **extra):
-    return field(default=None, metadata=dict(help=help_text, **extra))
-
-
-def _set(default, help_text: str, **extra):
-    return field(default=default, metadata=dict(help=help_text, **extra))
-
-
 @dataclass
 class PretrainConfig:
     RECIPE_PREFIX: ClassVar[str] = "pretrain"  # --config NAME reads configs/pretrain_NAME.yaml
     # data
-    data: str | None = _opt(
+    data: str | None = optional(
         "training images: a folder (one subfolder per class, or flat; searched recursively), "
         "tar shards in the webdataset layout (a .tar, a folder of .tar files, or a pattern "
         "such as 'train-{000000..000146}.tar'), or 'synthetic'; default: the built-in "
         "synthetic dataset", metavar="PATH")
-    synthetic_size: int = _set(4096, "number of images of the built-in synthetic dataset")
-    strict_data: bool = _set(False, "stop on unreadable, truncated or too-small images instead of "
+    synthetic_size: int = setting(4096, "number of images of the built-in synthetic dataset")
+    strict_data: bool = setting(False, "stop on unreadable, truncated or too-small images instead of "
                              "skipping (or upscaling) them with a warning")
-    crop_scale: tuple[float, float] = _set((0.2, 1.0), "area range of the random resized crop, as "
+    crop_scale: tuple[float, float] = setting((0.2, 1.0), "area range of the random resized crop, as "
                                            "fractions of the image", metavar=("MIN", "MAX"))
-    augmentation: str = _set("rrc", "none (the whole image), crop (a fixed-size random crop: 0.875 of "
+    augmentation: str = setting("rrc", "none (the whole image), crop (a fixed-size random crop: 0.875 of "
                              "the shorter side), rrc (the random resized crop, the paper's) or rrc_jitter "
                              "(the same with colour jitter); all but none flip at random",
                              choices=AUGMENTATIONS)
-    decode_on: str = _set("cpu", "where images are decoded and cropped: cpu (Pillow, in the loader workers) or "
+    decode_on: str = setting("cpu", "where images are decoded and cropped: cpu (Pillow, in the loader workers) or "
                           "device (JPEGs decoded on the GPU by torchvision's nvJPEG, then cropped, flipped and "
                           "normalised there as one batch; needs CUDA and torchvision, and --augmentation rrc)",
                           choices=DECODE_ON)
-    num_workers: int = _set(default_workers(), "data loader worker processes per training process "
+    num_workers: int = setting(default_workers(), "data loader worker processes per training process "
                             "(0: load in the training process); default: the cores this process "
                             "may use, less one, at most 8")
     # model
-    model: str = _set("mae_vit_base_patch16", "named model: " + ", ".join(model_names()),
+    model: str = setting("mae_vit_base_patch16", "named model: " + ", ".join(model_names()),
                       choices=tuple(model_names()), metavar="NAME")
-    img_size: Size = _set(224, "input resolution in pixels: one number (a square) or two (height width), "
+    img_size: Size = setting(224, "input resolution in pixels: one number (a square) or two (height width), "
                           "each divisible by the patch size")
-    in_chans: int = _set(3, "image channels (3: RGB; 1: grayscale)", choices=(1, 3))
-    patch_size: int | None = _opt("patch size; default: the named model's")
-    embed_dim: int | None = _opt("encoder width; default: the named model's")
-    depth: int | None = _opt("encoder blocks; default: the named model's")
-    num_heads: int | None = _opt("encoder attention heads; default: the named model's")
-    decoder_embed_dim: int | None = _opt("decoder width; default: the named model's")
-    decoder_depth: int | None = _opt("decoder blocks; default: the named model's")
-    decoder_num_heads: int | None = _opt("decoder attention heads; default: the named model's")
-    norm_pix_loss: bool = _set(False, "predict each patch normalised by its own mean and variance "
+    in_chans: int = setting(3, "image channels (3: RGB; 1: grayscale)", choices=(1, 3))
+    patch_size: int | None = optional("patch size; default: the named model's")
+    embed_dim: int | None = optional("encoder width; default: the named model's")
+    depth: int | None = optional("encoder blocks; default: the named model's")
+    num_heads: int | None = optional("encoder attention heads; default: the named model's")
+    decoder_embed_dim: int | None = optional("decoder width; default: the named model's")
+    decoder_depth: int | None = optional("decoder blocks; default: the named model's")
+    decoder_num_heads: int | None = optional("decoder attention heads; default: the named model's")
+    norm_pix_loss: bool = setting(False, "predict each patch normalised by its own mean and variance "
                                "(the paper's best setting)")
-    target: str = _set("pixels", "what the decoder predicts for each removed patch: pixels, norm_pix "
+    target: str = setting("pixels", "what the decoder predicts for each removed patch: pixels, norm_pix "
                        "(the same as --norm-pix-loss) or hog (histograms of oriented gradients, "
                        "MaskFeat's); others registered with mae.models.targets.register_target",
                        metavar="NAME")
-    mask_ratio: float = _set(0.75, "fraction of patches removed, in [0, 1)")
-    mask_type: str = _set("random", "how the removed patches are chosen: at random (the paper's), "
+    mask_ratio: float = setting(0.75, "fraction of patches removed, in [0, 1)")
+    mask_type: str = setting("random", "how the removed patches are chosen: at random (the paper's), "
                           "in BEiT-style blocks, or one kept of every 2x2 (grid; mask ratio 0.75)",
                           choices=MASK_TYPES)
-    encoder_mask_tokens: bool = _set(False, "the paper's 'encoder w/ [M]' (Table 1(c)): the encoder runs on "
+    encoder_mask_tokens: bool = setting(False, "the paper's 'encoder w/ [M]' (Table 1(c)): the encoder runs on "
                                      "every patch, the removed ones replaced by the mask token, and the "
                                      "decoder gets no mask tokens of its own; slower, and worse in the paper")
     # optimisation
-    epochs: int | None = _opt("training epochs; default: about 2000 steps' worth, at most the paper's 800")
-    warmup_epochs: float | None = _opt("epochs of linear learning-rate warm-up (per iteration); default: "
+    epochs: int | None = optional("training epochs; default: about 2000 steps' worth, at most the paper's 800")
+    warmup_epochs: float | None = optional("epochs of linear learning-rate warm-up (per iteration); default: "
                                        "5%% of --epochs, the paper's 40 of 800")
-    batch_size: int | None = _opt("images per process per step (per micro-step with --accum-iter); "
+    batch_size: int | None = optional("images per process per step (per micro-step with --accum-iter); "
                                   "default: the paper's 64, or less so that an epoch has 8 steps")
-    accum_iter: int = _set(1, "gradient accumulation steps per optimizer step")
-    effective_batch: int | None = _opt(
+    accum_iter: int = setting(1, "gradient accumulation steps per optimizer step")
+    effective_batch: int | None = optional(
         "images per optimizer step over all processes; when given, --accum-iter is derived from "
         "it (effective_batch / (batch_size x processes)), which must divide exactly")
-    blr: float | None = _opt("base learning rate: lr = blr x effective batch / 256; default: the "
+    blr: float | None = optional("base learning rate: lr = blr x effective batch / 256; default: the "
                              "paper's 1.5e-4, or more when that is too small to learn in this many steps")
-    lr: float | None = _opt("absolute learning rate (overrides --blr)")
-    min_lr: float = _set(0.0, "learning rate at the end of the cosine schedule")
-    weight_decay: float = _set(0.05, "AdamW weight decay (not applied to biases and norms)")
-    betas: tuple[float, float] = _set((0.9, 0.95), "AdamW betas", metavar=("BETA1", "BETA2"))
-    clip_grad: float | None = _opt("clip the gradient norm to this value (default: no clipping)")
-    precision: str = _set("auto", "fp32, bf16 (autocast), fp16 (autocast with a gradient "
+    lr: float | None = optional("absolute learning rate (overrides --blr)")
+    min_lr: float = setting(0.0, "learning rate at the end of the cosine schedule")
+    weight_decay: float = setting(0.05, "AdamW weight decay (not applied to biases and norms)")
+    betas: tuple[float, float] = setting((0.9, 0.95), "AdamW betas", metavar=("BETA1", "BETA2"))
+    clip_grad: float | None = optional("clip the gradient norm to this value (default: no clipping)")
+    precision: str = setting("auto", "fp32, bf16 (autocast), fp16 (autocast with a gradient "
                           "scaler), or auto: bf16 on a GPU that supports it, else fp16 on a GPU, "
                           "fp32 on CPU", choices=PRECISIONS)
-    compile: bool | None = _opt("torch.compile the model; default: on when the estimated cold compile "
+    compile: bool | None = optional("torch.compile the model; default: on when the estimated cold compile "
                                 "is at most 5%% of the run's eager time (one step is timed at start), "
                                 "kernels cached in ~/.cache/mae/inductor")
-    fsdp: bool = _set(False, "shard parameters, gradients and optimizer state over the processes "
+    fsdp: bool = setting(False, "shard parameters, gradients and optimizer state over the processes "
                       "(FSDP2 under torchrun; bf16 or fp32) instead of replicating them (DDP); "
                       "checkpoints are then sharded too (one file per process) and resume on any "
                       "number of processes")
     # run
-    seed: int = _set(0, "seed of every random draw (init, data order, augmentation, masks)")
-    device: str = _set("auto", "cpu, cuda, cuda:N, or auto (the GPU of this process when there "
+    seed: int = setting(0, "seed of every random draw (init, data order, augmentation, masks)")
+    device: str = setting("auto", "cpu, cuda, cuda:N, or auto (the GPU of this process when there "
                        "is one, else cpu)")
-    threads: int | None = _opt("torch intra-op CPU threads per process (default: torch's choice)")
-    matmul_backend: str = _set("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
+    threads: int | None = optional("torch intra-op CPU threads per process (default: torch's choice)")
+    matmul_backend: str = setting("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
                                "auto (a short measured probe picks the faster; cached)",
                                choices=MATMUL_BACKENDS)
-    output_dir: str = _set("runs/pretrain", "run directory: config.yaml, metrics.jsonl, "
+    output_dir: str = setting("runs/pretrain", "run directory: config.yaml, metrics.jsonl, "
                            "checkpoints/, pictures", metavar="DIR")
-    resume: str | None = _opt(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
-    save_every_steps: int = _set(0, "also save a checkpoint every N optimizer steps (0: only at "
+    resume: str | None = optional(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
+    save_every_steps: int = setting(0, "also save a checkpoint every N optimizer steps (0: only at "
                                  "epoch ends)")
-    save_every_epochs: int = _set(1, "save a checkpoint every N epochs (and always at the end)")
-    keep_last: int = _set(3, "checkpoints to keep (older ones are deleted)")
-    log_every: int = _set(20, "log metrics every N optimizer steps")
-    preview_every_epochs: int = _set(0, "write a reconstruction picture every N epochs (0: only "
+    save_every_epochs: int = setting(1, "save a checkpoint every N epochs (and always at the end)")
+    keep_last: int = setting(3, "checkpoints to keep (older ones are deleted)")
+    log_every: int = setting(20, "log metrics every N optimizer steps")
+    preview_every_epochs: int = setting(0, "write a reconstruction picture every N epochs (0: only "
                                      "at the end)")
-    preview_images: int = _set(8, "images in the reconstruction picture")
-    knn_every_epochs: int = _set(0, "measure the k-NN accuracy of the encoder's cls features every "
+    preview_images: int = setting(8, "images in the reconstruction picture")
+    knn_every_epochs: int = setting(0, "measure the k-NN accuracy of the encoder's cls features every "
                                  "N epochs, into metrics.jsonl (0: never); needs labelled data: the "
                                  "built-in dataset, or class subfolders and --knn-val-data")
-    knn_val_data: str | None = _opt("labelled images (one subfolder per class, the training data's "
+    knn_val_data: str | None = optional("labelled images (one subfolder per class, the training data's "
                                     "classes) that the k-NN monitor classifies; default for the "
                                     "built-in dataset: held-out synthetic images", metavar="DIR")
-    knn_images: int = _set(2048, "training images (evenly spread) and at most as many validation "
+    knn_images: int = setting(2048, "training images (evenly spread) and at most as many validation "
                            "images used by the k-NN monitor")
-    tensorboard: bool = _set(False, "also log to TensorBoard (OUT/tensorboard: the metrics, and each "
+    tensorboard: bool = setting(False, "also log to TensorBoard (OUT/tensorboard: the metrics, and each "
                              "reconstruction picture; needs the 'tensorboard' package)")
 
     MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
@@ -174,16 +166,12 @@ class PretrainConfig:
     def validate(self) -> None:
         """Static checks; those that need the process count are in `batch_plan`."""
 
-        def need(ok: bool, name: str, what: str):
-            if not ok:
-                raise ValueError(f"{flag(name)} {what}, got {getattr(self, name)!r}")
-
         if self.model not in CONFIGS:
             raise ValueError(f"{flag('model')}: unknown model {self.model!r}; known: {', '.join(model_names())}")
         try:
             check_mask_ratio(self.mask_ratio)
         except ValueError:
-            need(False, "mask_ratio", "must be in [0, 1) (1.0 would remove every patch)")
+            require(self, False, "mask_ratio", "must be in [0, 1) (1.0 would remove every patch)")
         try:
             model_target(self.target, self.norm_pix_loss)
         except ValueError as err:
@@ -196,31 +184,31 @@ class PretrainConfig:
         except ValueError as err:
             raise ValueError(f"{flag('mask_type')} {self.mask_type}: {err}") from None
         patches = grid[0] * grid[1]
-        need(num_kept(patches, self.mask_ratio) >= 1, "mask_ratio",
+        require(self, num_kept(patches, self.mask_ratio) >= 1, "mask_ratio",
              f"leaves no visible patch of the {patches} of a {format_size(self.img_size)} image in "
              f"{patch}-pixel patches (at most {1 - 1 / patches:g})")
         for name in ("accum_iter", "log_every", "keep_last", "preview_images", "synthetic_size",
                      "knn_images"):
-            need(getattr(self, name) >= 1, name, "must be at least 1")
+            require(self, getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("num_workers", "save_every_steps", "save_every_epochs", "preview_every_epochs",
                      "knn_every_epochs", "min_lr", "weight_decay"):
-            need(getattr(self, name) >= 0, name, "must not be negative")
+            require(self, getattr(self, name) >= 0, name, "must not be negative")
         for name in ARCH_FIELDS + ("epochs", "batch_size", "effective_batch", "threads"):
-            need(getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
-        need(self.blr is None or self.blr > 0, "blr", "must be positive")
-        need(self.lr is None or self.lr > 0, "lr", "must be positive")
-        need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
-        need(self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must not be negative")
-        need(None in (self.warmup_epochs, self.epochs) or self.warmup_epochs <= self.epochs, "warmup_epochs",
+            require(self, getattr(self, name) is None or getattr(self, name) >= 1, name, "must be at least 1")
+        require(self, self.blr is None or self.blr > 0, "blr", "must be positive")
+        require(self, self.lr is None or self.lr > 0, "lr", "must be positive")
+        require(self, self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be positive")
+        require(self, self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must not be negative")
+        require(self, None in (self.warmup_epochs, self.epochs) or self.warmup_epochs <= self.epochs, "warmup_epochs",
              f"must not exceed --epochs {self.epochs}")
-        need(all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
-        need(self.augmentation in AUGMENTATIONS, "augmentation", f"must be one of {', '.join(AUGMENTATIONS)}")
-        need(self.decode_on in DECODE_ON, "decode_on", f"must be one of {', '.join(DECODE_ON)}")
+        require(self, all(0 <= b < 1 for b in self.betas), "betas", "must both be in [0, 1)")
+        require(self, self.augmentation in AUGMENTATIONS, "augmentation", f"must be one of {', '.join(AUGMENTATIONS)}")
+        require(self, self.decode_on in DECODE_ON, "decode_on", f"must be one of {', '.join(DECODE_ON)}")
         if self.decode_on == "device" and self.augmentation != "rrc":
             raise ValueError(f"--decode-on device crops with the random resized crop only (--augmentation rrc), "
                              f"not --augmentation {self.augmentation}; use --decode-on cpu for it")
-        need(0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
-        need(self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
+        require(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
+        require(self, self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
         check_seed(self.seed)
 
     def model_kwargs(self) -> dict:

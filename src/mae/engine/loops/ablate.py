@@ -36,7 +36,7 @@ from .finetune import finetune
 from ...storage.files import write_text_atomic
 from ..eval.knn import knn_monitor
 from ..run.metrics import read_metrics
-from .pretrain import _knn_loaders, pretrain
+from .pretrain import make_knn_loaders, pretrain
 from ..config.pretrain import PretrainConfig
 
 # the list of values of each axis -> (the pretraining setting it varies, its Table 1 title)
@@ -169,7 +169,7 @@ def probe(config: PretrainConfig, model: torch.nn.Module) -> dict:
                           config.seed)
     normalize = Normalize(*default_mean_std(config.in_chans))
     with torch.no_grad():
-        return knn_monitor(model, *_knn_loaders(config, source, False), normalize, num_classes=source.num_classes)
+        return knn_monitor(model, *make_knn_loaders(config, source, False), normalize, num_classes=source.num_classes)
 
 
 def _run_and_probe(run: Run) -> dict:
@@ -215,7 +215,7 @@ def ablate(config: AblateConfig) -> dict:
     base = runs[0].config
     for run in runs:
         _check_run_directory(run)
-    _knn_loaders(base, build_source(base.data, base.strict_data, base.synthetic_size, rendered_side(base.img_size),
+    make_knn_loaders(base, build_source(base.data, base.strict_data, base.synthetic_size, rendered_side(base.img_size),
                                     base.seed), False)  # labelled data and a held-out set, checked first
     if config.threads is not None:
         torch.set_num_threads(config.threads)

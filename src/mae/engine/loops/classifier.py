@@ -25,12 +25,14 @@ import torch.nn.functional as F
 
 from ...data import SHAPES, SYNTHETIC, EvalBatches, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop, SyntheticShapes, TrainBatches, build_source, default_mean_std, make_loader, rendered_side, steps_per_epoch
 from ...data.class_subsets import ClassSubset, check_same_classes
-from ...models.vit import VisionTransformer, to_2tuple
+from ...models.vit import VisionTransformer
+from ...util.sizes import to_2tuple
 from ...util.text import format_count
 from ...viz import save_curves
-from ...weights.load import constructor_kwargs, load_encoder, load_model, save_model
+from ...weights.load import constructor_kwargs, load_encoder, load_model
+from ...weights.format import save_model
 from ..compute import distributed
-from ..run.checkpoints import load_model_state
+from ...storage.checkpoint_folder import load_model_state
 from ..config.base import config_to_dict
 from ..config.classifier import DownstreamConfig
 from ..run.metrics import MetricsLogger, Progress, read_metrics

@@ -24,13 +24,13 @@ from ...data.device_decode import device_decoding
 from ...data.loader import warn_split_folders
 from ...models.masking import shape_noise
 from ...models import create_model
-from ...models.vit import to_2tuple
+from ...util.sizes import to_2tuple
 from ...util.text import format_count, format_size
 from ...viz import reconstruct, save_curves, save_reconstruction_png
 from ...weights.load import load_weights
 from ..compute import distributed, fsdp
 from ..run import sharded_checkpoints as sharded_checkpoint
-from ..run.checkpoints import load_model_state
+from ...storage.checkpoint_folder import load_model_state
 from ..compute.compile_plan import plan_compile
 from ..config.base import config_to_dict
 from .classifier import SYNTHETIC_VAL_SEED, eval_crop_fraction
@@ -82,7 +82,7 @@ def _preview_batch(config: PretrainConfig, source, normalize: Normalize, device)
     return normalize(torch.stack([view[i][0] for i in picks]).to(device))
 
 
-def _knn_loaders(config: PretrainConfig, source: ImageSource, pin_memory: bool) -> list:
+def make_knn_loaders(config: PretrainConfig, source: ImageSource, pin_memory: bool) -> list:
     """(training, validation) loaders of whole, resized images for the k-NN monitor; checked here,
     before any compute. The training side is `knn_images` evenly spread training images."""
     if not source.classes:
@@ -132,7 +132,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     warn_split_folders(source, config.data)
     config, recipe_lines, plan = plan_run(config, env, len(source))
     device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from, _ = plan
-    knn_loaders = _knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
+    knn_loaders = make_knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
     dataset, collate, to_model = _training_data(config, source, device)
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs

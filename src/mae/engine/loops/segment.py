@@ -26,7 +26,7 @@ from ...data import Normalize, TrainBatches, default_mean_std, make_loader, step
 from ...data.segmentation import SYNTHETIC_CLASSES, SegmentationFolder, SegmentationSamples, SyntheticSegmentation, eval_pair
 from ...data.loader import SYNTHETIC
 from ...models.segmentation import Segmenter, build_segmenter
-from ...weights.load import write_safetensors
+from ...weights.format import write_safetensors
 from ..compute import distributed
 from ..config.base import save_config
 from .classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, encoder_source

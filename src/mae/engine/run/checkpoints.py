@@ -31,12 +31,14 @@ from pathlib import Path
 import torch
 
 from ...storage.checksums import CorruptFile
-from ...weights.load import MODEL_FILE, SHARDED_WEIGHTS, atomic_write, read_safetensors, save_model, umask_mode, write_tensors
+from ...storage.checkpoint_folder import (MODEL_FILE, STATE_JSON, STATE_JSON_DIGEST, STATE_TENSORS,
+    is_complete, pack, verifies, verify_checkpoint)
+from ...storage.files import fsync_dir
+from ...storage.files import atomic_write, umask_mode
+from ...storage.tensors import write_tensors
+from ...weights.format import save_model
 from ...storage.disk import reporting_full_disk, require_free
 
-STATE_TENSORS = "state.safetensors"
-STATE_JSON = "state.json"
-STATE_JSON_DIGEST = "mae.state_json_sha256"  # in state.safetensors' metadata
 SET_ASIDE = ".set-aside-"  # checkpoints a resumed run left behind: kept, never read, never cleaned
 HEADERS = 2**20  # bytes allowed for the files' headers and state.json when checking free space
 
@@ -46,101 +48,6 @@ class CheckpointWarning(UserWarning):
 
 
 # ---------------------------------------------------------------- nested state <-> JSON + tensors
-
-
-def pack(obj, tensors: dict, path: str = "state"):
-    """A JSON-able skeleton of `obj`; its tensors go into `tensors` under their path."""
-    if isinstance(obj, torch.Tensor):
-        key, n = path, 1
-        while key in tensors:  # dict keys with dots could repeat a path
-            key, n = f"{path}#{n}", n + 1
-        tensors[key] = obj.detach().cpu().contiguous()
-        return {"__tensor__": key}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            return {k: pack(v, tensors, f"{path}.{k}") for k, v in obj.items()}
-        return {"__items__": [[k, pack(v, tensors, f"{path}.{k}")] for k, v in obj.items()]}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [pack(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [pack(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot store {type(obj).__name__} at {path} in a checkpoint (tensors and plain values only)")
-
-
-def unpack(obj, tensors: dict):
-    if isinstance(obj, dict):
-        if "__tensor__" in obj:
-            return tensors[obj["__tensor__"]]
-        if "__items__" in obj:
-            return {k: unpack(v, tensors) for k, v in obj["__items__"]}
-        if "__tuple__" in obj:
-            return tuple(unpack(v, tensors) for v in obj["__tuple__"])
-        return {k: unpack(v, tensors) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [unpack(v, tensors) for v in obj]
-    return obj
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _verifies(path: Path) -> bool:
-    try:
-        verify_checkpoint(path)
-        return True
-    except CorruptFile:
-        return False
-
-
-def is_complete(path: Path) -> bool:
-    return (
-        not path.name.startswith(".")
-        and ((path / MODEL_FILE).is_file() or (path / SHARDED_WEIGHTS).is_dir())
-        and (path / STATE_JSON).is_file()
-        and (path / STATE_TENSORS).is_file()
-    )
-
-
-def load_training_state(path: str | Path) -> dict:
-    """The training state saved with a checkpoint (without the model weights), verified."""
-    path = Path(path)
-    tensors, metadata = read_safetensors(path / STATE_TENSORS)
-    raw = (path / STATE_JSON).read_bytes()
-    digest = metadata.get(STATE_JSON_DIGEST)
-    if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
-        raise CorruptFile(f"{path / STATE_JSON} is corrupt: its bytes changed since the checkpoint was written")
-    try:
-        return unpack(json.loads(raw.decode("utf-8")), tensors)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CorruptFile(f"{path / STATE_JSON} is corrupt: not valid JSON ({err})") from None
-    except (KeyError, TypeError, AttributeError) as err:
-        raise CorruptFile(f"{path / STATE_JSON} does not match {path / STATE_TENSORS} (no tensor {err})") from None
-
-
-def load_model_state(path: str | Path) -> dict:
-    """The model weights of a checkpoint (whole or sharded), as a state dict, verified."""
-    if (Path(path) / SHARDED_WEIGHTS).is_dir():
-        from .sharded_checkpoints import read_model_state
-
-        return read_model_state(path)
-    tensors, _ = read_safetensors(Path(path) / MODEL_FILE)
-    return tensors
-
-
-def verify_checkpoint(path: Path) -> None:
-    """Read every file of a checkpoint back and check it; CorruptFile naming the file if not."""
-    for read in (load_model_state, load_training_state):
-        try:
-            read(path)
-        except OSError as err:  # a file vanished or cannot be read
-            raise CorruptFile(f"cannot read checkpoint {path}: {err}") from None
 
 
 class CheckpointManager:
@@ -167,7 +74,7 @@ class CheckpointManager:
 
     def newest_verified(self) -> Path | None:
         """The newest checkpoint that verifies (None if there is none)."""
-        return next((p for p in reversed(self.complete()) if _verifies(p)), None)
+        return next((p for p in reversed(self.complete()) if verifies(p)), None)
 
     def clean_incomplete(self) -> None:
         """Remove temporary directories left by a save that was killed."""
@@ -216,7 +123,7 @@ class CheckpointManager:
                 if final.exists():  # the same step saved again: move the old one aside first
                     os.replace(final, tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=self.directory))
                 os.replace(tmp, final)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
             finally:
                 self.clean_incomplete()
         self.prune()

@@ -13,7 +13,8 @@ from ...util.allocator import keep_freed_memory
 from ...data import DataWarning
 from ...models.linear import set_matmul_backend
 from ..compute import distributed
-from .checkpoints import SET_ASIDE, CheckpointManager, CheckpointWarning, load_training_state
+from .checkpoints import SET_ASIDE, CheckpointManager, CheckpointWarning
+from ...storage.checkpoint_folder import load_training_state
 from ..config.base import save_config
 from ...storage.disk import reporting_full_disk, require_free
 from ..optim.optimizers import resolve_batch, scaled_lr
