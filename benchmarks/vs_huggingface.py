@@ -25,7 +25,8 @@ import torch
 
 from mae.util.allocator import keep_freed_memory
 from mae.benchmarking import BenchSettings, build_variants, machine, publish, run_benchmark
-from mae.models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
+from mae.models.options import MATMUL_BACKENDS
+from mae.models.linear import matmul_backend, set_matmul_backend
 
 OURS = ("ours", "ours-compiled")
 PEERS = ("hf", "hf-eager", "hf-matmul")

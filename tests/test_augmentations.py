@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from mae.data import RandomResizedCrop, ResizeCenterCrop
-from mae.data.augmentations import AUGMENTATIONS, FixedSizeCrop, JitteredCrop, pretrain_transform
+from mae.data.options import AUGMENTATIONS
+from mae.data.augmentations import FixedSizeCrop, JitteredCrop, pretrain_transform
 
 
 def _rng(seed):

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 import mae
-from mae.engine.optim.optimizers import adamw, optimizer_step, param_groups, resolve_batch, scaled_lr, set_lr, warmup_cosine
+from mae.engine.optim.optimizers import adamw, optimizer_step, param_groups
+from mae.engine.optim.scaling import resolve_batch, scaled_lr
+from mae.engine.optim.schedules import set_lr, warmup_cosine
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 import mae
 from helpers import TINY
-from mae.models.masking import BLOCK_ASPECT, block_mask, num_kept, random_masking, shape_noise
+from mae.models.masking import BLOCK_ASPECT, block_mask, random_masking, shape_noise
+from mae.models.options import num_kept
 
 
 def _mask(mask_type, noise, grid, ratio):

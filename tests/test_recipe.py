@@ -13,7 +13,7 @@ from mae.engine.config.base import CONFIG_DIR, find_config, load_config
 from mae.engine.config.classifier import FinetuneConfig, LinprobeConfig
 from mae.engine.loops.finetune import finetune
 from mae.engine.loops.linprobe import linprobe
-from mae.engine.optim.optimizers import scaled_lr
+from mae.engine.optim.scaling import scaled_lr
 from mae.engine.loops.pretrain import pretrain
 from mae.engine.config.pretrain import PretrainConfig
 from mae.engine.config.from_data import PAPER, RecipeWarning, choose_recipe, movement, resumed_settings, schedule_change, warn_low_lr

@@ -142,7 +142,7 @@ def test_an_output_dir_that_is_a_file_or_not_utf8_is_refused_up_front(tmp_path, 
 
 
 def test_eval_output_that_cannot_be_written_is_refused_before_evaluating(tmp_path, capsys, monkeypatch):
-    import mae.commands.evaluate as evaluate
+    import mae.engine.loops.evaluate as evaluate
 
     monkeypatch.setattr(evaluate, "evaluate_classifier", lambda *a, **k: pytest.fail("evaluation ran"))
     (tmp_path / "results").mkdir()

@@ -20,6 +20,7 @@ def spy(name, *args, **kwargs):
     return real(name, *args, **kwargs)
 builtins.__import__ = spy
 import mae
+mae.MaskedAutoencoder  # the first name that needs torch loads it
 print(seen["policy"])
 """
 
@@ -27,7 +28,7 @@ print(seen["policy"])
 def policy_seen_by_torch(**env) -> str:
     environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
     done = subprocess.run([sys.executable, "-c", PROBE], env=environ, capture_output=True, text=True,
-                          check=True)
+                          check=True, timeout=120)
     return done.stdout.strip()
 
 

@@ -6,26 +6,26 @@
     out = model(imgs, return_pred=True)       # also out.pred, every patch predicted
     feats = model.forward_features(imgs)      # encoder only, no masking
     model = mae.load_model("runs/demo")       # ours, official .pth, or Hugging Face
+
+The names below are imported on first use: `import mae` alone does not load torch.
 """
 
 from .util import threads  # noqa: F401  first: sets OpenMP's wait policy before torch loads it
-from .models import MAEOutput, MaskedAutoencoder, VisionTransformer, create_model, model_names
-from .viz import reconstruct, visualize
-from .weights.export import export_model
-from .weights.load import load_model
-from .weights.format import save_model
+from .util.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MAEOutput",
-    "MaskedAutoencoder",
-    "VisionTransformer",
-    "create_model",
-    "export_model",
-    "load_model",
-    "model_names",
-    "reconstruct",
-    "save_model",
-    "visualize",
-]
+_EXPORTS = {
+    "MAEOutput": ".models",
+    "MaskedAutoencoder": ".models",
+    "VisionTransformer": ".models",
+    "create_model": ".models",
+    "export_model": ".weights.export",
+    "load_model": ".weights.load",
+    "model_names": ".models",
+    "reconstruct": ".viz",
+    "save_model": ".weights.format",
+    "visualize": ".viz",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .data.preprocess import check_image_path, load_images
-from .models.masking import MASK_TYPES, check_mask_ratio
+from .models.options import MASK_TYPES, check_mask_ratio
 from .models.mae import MaskedAutoencoder
 from .weights.load import load_model
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 
 from ..engine.run.metrics import Progress
-from ..util.seeding import check_seed
-from ..models.masking import check_mask_ratio
+from ..engine.config.base import check_seed
+from ..models.options import check_mask_ratio
 from ..util.sizes import to_2tuple
 from .measure import (
     StepTimer,

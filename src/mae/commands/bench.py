@@ -11,7 +11,8 @@ from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
 from ..engine.config.base import parse_size
 from ..engine.run.metrics import Progress
-from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
+from ..models.options import MATMUL_BACKENDS
+from ..models.linear import matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
 from ..util.text import format_size
 

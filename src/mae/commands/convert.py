@@ -8,9 +8,8 @@ loaded strictly first, so a conversion never writes weights that do not form a m
 import argparse
 
 from ..engine.config.base import parse_size
-from ..weights.layouts import DECODER_PREFIXES
-from ..weights.export import EXPORT_LAYOUTS, export_model
-from ..weights.load import load_model_with_guesses
+from ..weights.options import EXPORT_LAYOUTS
+from .architecture import add_architecture_flags, model_overrides
 
 HELP = "convert weights between ours, official MAE, Hugging Face, timm, mmpretrain and mmsegmentation layouts"
 
@@ -22,30 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, choices=EXPORT_LAYOUTS, help="target layout")
     parser.add_argument("--encoder-only", action="store_true",
                         help="drop the decoder (timm always does: it has none)")
-    parser.add_argument("--num-heads", type=int, default=None,
-                        help="encoder heads, for official weights of a non-standard size "
-                        "(head counts are not in the weights)")
-    parser.add_argument("--decoder-num-heads", type=int, default=None, help="decoder heads, likewise")
-    parser.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
-                        help="record norm-pix targets (default: as the source says; official "
-                        "weights without args say no, and the report says it was inferred)")
+    add_architecture_flags(parser, "record norm-pix targets (default: as the source says; official "
+                           "weights without args say no, and the report says it was inferred)")
     parser.add_argument("--img-size", nargs="+", default=None, metavar=("SIZE", "WIDTH"),
                         help="export at this input size in pixels, one number (a square) or two (height "
                         "width): position tables resampled in 2-D (e.g. 512 for segmentation); also the "
                         "grid of a non-square source saved without a config")
 
 
-def model_overrides(args: argparse.Namespace) -> dict:
-    """The architecture facts the user supplied (--num-heads, ...), as load_model overrides."""
-    for name in ("num_heads", "decoder_num_heads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    names = ("num_heads", "decoder_num_heads", "norm_pix_loss")
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..weights.export import export_model  # loads torch: only when the command runs
+    from ..weights.layouts import DECODER_PREFIXES
+    from ..weights.load import load_model_with_guesses
+
     overrides = model_overrides(args)
     if args.img_size is not None:
         overrides["img_size"] = parse_size(args.img_size, "--img-size")

@@ -11,9 +11,6 @@ to --size first (as ImageNet-C: 224 of 256). Needs the `imagecorruptions` packag
 
 import argparse
 
-from ..data import ImageFolder
-from ..robustness.corrupt import resolve_names, write_corrupted
-
 HELP = "write a corrupted copy (ImageNet-C corruptions, severities 1-5) of a labelled image folder"
 
 
@@ -33,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import ImageFolder  # loads torch: only when the command runs
+    from ..robustness.corrupt import resolve_names, write_corrupted
+
     if args.workers < 0:
         raise ValueError(f"--workers must not be negative, got {args.workers}")
     names = resolve_names(args.corruptions)

@@ -3,7 +3,6 @@
 import argparse
 
 from ..engine.config.classifier import FinetuneConfig
-from ..engine.loops.finetune import finetune
 from .training import add_training_arguments, classifier_summary, run_training
 
 HELP = "fine-tune a pretrained encoder as a classifier (single process, or DDP under torchrun)"
@@ -23,4 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.loops.finetune import finetune  # loads torch: only when the command runs
+
     return run_training("finetune", FinetuneConfig, finetune, args, classifier_summary)

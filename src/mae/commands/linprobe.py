@@ -3,7 +3,6 @@
 import argparse
 
 from ..engine.config.classifier import LinprobeConfig
-from ..engine.loops.linprobe import linprobe
 from .training import add_training_arguments, classifier_summary, run_training
 
 HELP = "train a linear probe on a frozen pretrained encoder (single process, or DDP under torchrun)"
@@ -22,4 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.loops.linprobe import linprobe  # loads torch: only when the command runs
+
     return run_training("linprobe", LinprobeConfig, linprobe, args, classifier_summary)

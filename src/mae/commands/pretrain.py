@@ -2,7 +2,6 @@
 
 import argparse
 
-from ..engine.loops.pretrain import pretrain
 from ..engine.config.pretrain import PretrainConfig
 from .training import add_training_arguments, run_training
 
@@ -29,4 +28,6 @@ def _summary(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.loops.pretrain import pretrain  # loads torch: only when the command runs
+
     return run_training("pretrain", PretrainConfig, pretrain, args, _summary)

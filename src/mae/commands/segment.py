@@ -13,7 +13,6 @@ UPerNet / ADE20K schedule on GPUs, `mae convert --to mmseg` hands the encoder to
 import argparse
 
 from ..engine.config.base import add_config_arguments, config_from_args
-from ..engine.loops.segment import train_segmenter
 from ..engine.config.segment import SegmentConfig
 
 HELP = "fine-tune an encoder for semantic segmentation (linear or UPerNet head) and report mIoU"
@@ -26,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.loops.segment import train_segmenter  # loads torch: only when the command runs
+
     result = train_segmenter(config_from_args(SegmentConfig, args))
     m = result.metrics
     print(f"{result.run_dir}: mIoU {m['mIoU']:.2f}%, mAcc {m['mAcc']:.2f}%, aAcc {m['aAcc']:.2f}%")

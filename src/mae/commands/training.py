@@ -11,9 +11,7 @@ from collections.abc import Callable
 
 from ..engine.config.base import add_config_arguments, config_from_args
 from ..storage.disk import FULL_ERRNOS, DiskFull
-from ..engine.run.metrics import format_duration
-from ..engine.run.plan import RUN_WARNINGS, TrainingDiverged
-from ..engine.run.stops import TrainingStopped
+from ..util.text import format_duration
 
 
 def is_main_process() -> bool:
@@ -29,6 +27,9 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
                  summary: Callable) -> int:
     """Build the config from the flags, train, print `summary(result)` once. Exit status 1 if
     training diverged or the disk filled up, 128 + the signal after a stop on SIGTERM / SIGINT."""
+    from ..engine.run.plan import RUN_WARNINGS, TrainingDiverged  # load torch: only when a command runs
+    from ..engine.run.stops import TrainingStopped
+
     config = config_from_args(config_class, args)
     default_showwarning = warnings.showwarning
 

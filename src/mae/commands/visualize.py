@@ -8,12 +8,10 @@ ratio kept, then centre-cropped). Each image's mask is drawn from (seed, image i
 import argparse
 from pathlib import Path
 
-from ..data.images import image_extensions
-from ..util.seeding import check_seed
-from ..models.masking import MASK_TYPES
+from ..engine.config.base import check_seed
+from ..models.options import MASK_TYPES
 from ..util.text import plural
-from ..viz import visualize
-from .convert import model_overrides
+from .architecture import add_architecture_flags, model_overrides
 
 HELP = "reconstruct images with an MAE checkpoint and save them as a picture grid"
 
@@ -31,12 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the masks (per image: seed, index)")
     parser.add_argument("--out", default="reconstructions.png", metavar="FILE",
                         help="picture to write: .png, .jpg, .pdf, .svg, ... (any format matplotlib writes)")
-    parser.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
-                        help="whether the model predicts per-patch normalised pixels (default: as "
-                        "the checkpoint says; official weights without args say no)")
-    parser.add_argument("--num-heads", type=int, default=None,
-                        help="encoder heads, for official weights of a non-standard size")
-    parser.add_argument("--decoder-num-heads", type=int, default=None, help="decoder heads, likewise")
+    add_architecture_flags(parser, "whether the model predicts per-patch normalised pixels (default: as "
+                           "the checkpoint says; official weights without args say no)")
 
 
 def picture_formats() -> list[str]:
@@ -50,6 +44,8 @@ def picture_formats() -> list[str]:
 
 def image_files(paths: list[str]) -> list[str]:
     """The images given; a folder stands for the image files under it, in sorted order."""
+    from ..data.images import image_extensions
+
     files = []
     for path in map(Path, paths):
         if not path.is_dir():
@@ -68,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out}: unknown picture format {extension!r}; use one of "
                          f"{', '.join(picture_formats())}")
     check_seed(args.seed)
+    from ..viz import visualize  # loads torch: only when the command runs
+
     rec = visualize(args.checkpoint, image_files(args.images), mask_ratio=args.mask_ratio, seed=args.seed,
                     out=args.out, mask_type=args.mask_type, **model_overrides(args))
     note = " (norm-pix predictions mapped back with each patch's own mean and std)" if rec.norm_pix else ""

@@ -6,45 +6,33 @@
     for imgs, labels in loader: ...                         # uint8 [N, 3, 224, 224], int64 [N]
 """
 
-from .folder import ImageFolder
-from .images import DataWarning, decode_image, image_extensions
-from .loader import SYNTHETIC, KeyedImages, build_source, check_image_sizes, make_loader
-from .sampler import EvalBatches, TrainBatches, epoch_order, steps_per_epoch
-from .shards import TarShards
-from .source import ImageSource
-from .synthetic import SHAPES, SyntheticShapes, rendered_side
-from .transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Normalize,
-    RandomResizedCrop,
-    ResizeCenterCrop,
-    default_mean_std,
-)
+from ..util.lazy import lazy_exports
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "SHAPES",
-    "SYNTHETIC",
-    "DataWarning",
-    "EvalBatches",
-    "ImageFolder",
-    "ImageSource",
-    "KeyedImages",
-    "Normalize",
-    "RandomResizedCrop",
-    "ResizeCenterCrop",
-    "SyntheticShapes",
-    "rendered_side",
-    "TarShards",
-    "TrainBatches",
-    "build_source",
-    "decode_image",
-    "check_image_sizes",
-    "default_mean_std",
-    "epoch_order",
-    "image_extensions",
-    "make_loader",
-    "steps_per_epoch",
-]
+_EXPORTS = {
+    "DataWarning": ".images",
+    "EvalBatches": ".sampler",
+    "IMAGENET_MEAN": ".transforms",
+    "IMAGENET_STD": ".transforms",
+    "ImageFolder": ".folder",
+    "ImageSource": ".source",
+    "KeyedImages": ".loader",
+    "Normalize": ".transforms",
+    "RandomResizedCrop": ".transforms",
+    "ResizeCenterCrop": ".transforms",
+    "SHAPES": ".synthetic",
+    "SYNTHETIC": ".loader",
+    "SyntheticShapes": ".synthetic",
+    "TarShards": ".shards",
+    "TrainBatches": ".sampler",
+    "build_source": ".loader",
+    "check_image_sizes": ".loader",
+    "decode_image": ".images",
+    "default_mean_std": ".transforms",
+    "epoch_order": ".sampler",
+    "image_extensions": ".images",
+    "make_loader": ".loader",
+    "rendered_side": ".synthetic",
+    "steps_per_epoch": ".sampler",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

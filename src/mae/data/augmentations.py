@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from .transforms import RandomResizedCrop, ResizeCenterCrop, decode_region, to_tensor, fitted_box
+from .options import AUGMENTATIONS
 
-AUGMENTATIONS = ("none", "crop", "rrc", "rrc_jitter")
 FIXED_CROP_FRACTION = 0.875  # the fixed crop covers this much of the shorter side (224 of 256)
 JITTER = 0.4  # brightness, contrast and saturation factors drawn from [1 - JITTER, 1 + JITTER]
 

@@ -29,8 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..util.threads import cpu_name
+from .options import MATMUL_BACKENDS
 
-MATMUL_BACKENDS = ("auto", "blas", "onednn")
 
 _setting = "auto"
 _resolved: str | None = None  # the probe's verdict, once measured

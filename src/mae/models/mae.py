@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .masking import check_mask_ratio, mask_plan, num_kept, removed_mask, take_rows
+from .options import check_mask_ratio, num_kept
+from .masking import mask_plan, removed_mask, take_rows
 from .targets import get_target, model_target
 from .linear import Linear, linear
 from .pos_embed import resample_pos_embed, sincos_2d

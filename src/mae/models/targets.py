@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from .options import TARGET_NAMES
 
 
 class PixelTarget:
@@ -81,7 +82,7 @@ class HOGTarget:
         return hist.reshape(*lead, -1)
 
 
-TARGETS = {"pixels": PixelTarget(), "norm_pix": NormPixTarget(), "hog": HOGTarget()}
+TARGETS = dict(zip(TARGET_NAMES, (PixelTarget(), NormPixTarget(), HOGTarget())))
 
 
 def register_target(name: str, target) -> None:

@@ -1,8 +1,9 @@
-"""Named model configurations. Keyword names follow the official constructor."""
+"""Named model configurations. Keyword names follow the official constructor.
+
+The names and sizes are plain Python, so that configs and `--help` list them without loading
+torch; the model class is imported when a model is built or its options are checked."""
 
 import inspect
-
-from .mae import MaskedAutoencoder
 
 # The paper's decoder (512 wide, 8 blocks, 16 heads) for B/L/H; lighter ones for CPU work.
 CONFIGS: dict[str, dict] = {
@@ -37,6 +38,8 @@ def model_config(name: str, **overrides) -> dict:
     """The full constructor kwargs of a named model, with overrides applied."""
     if name not in CONFIGS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    from .mae import MaskedAutoencoder
+
     unknown = set(overrides) - set(inspect.signature(MaskedAutoencoder).parameters)
     if unknown:
         raise ValueError(f"unknown model option(s) {sorted(unknown)} for {name}")
@@ -46,6 +49,8 @@ def model_config(name: str, **overrides) -> dict:
     return config
 
 
-def create_model(name: str = "mae_vit_base_patch16", **overrides) -> MaskedAutoencoder:
+def create_model(name: str = "mae_vit_base_patch16", **overrides) -> "MaskedAutoencoder":  # noqa: F821
     """Build a named MAE model; any constructor kwarg may be overridden."""
+    from .mae import MaskedAutoencoder
+
     return MaskedAutoencoder(**model_config(name, **overrides))

@@ -9,15 +9,6 @@ GLOBAL_STREAM = 0x610B
 PREVIEW_STREAM = 0x9E71
 
 
-MAX_SEED = 2**63 - 1  # torch.manual_seed's limit
-
-
-def check_seed(seed, name: str = "--seed") -> None:
-    """Seeds are integers in [0, 2**63 - 1], checked before anything is read or written."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"{name} must be an integer in [0, 2**63 - 1], got {seed!r}")
-
-
 def derive_seed(seed: int, stream: int, *keys: int) -> int:
     """A 63-bit seed mixed from the keys (numpy's SeedSequence hashing)."""
     return int(np.random.SeedSequence([seed, stream, *keys]).generate_state(1, np.uint64)[0] >> 1)

@@ -1,5 +1,7 @@
 """Numbers in messages: `plural(1, "image")` -> "1 image", `format_count(1540)` -> "1.54k",
-`format_size((32, 48))` -> "32x48 px"."""
+`format_size((32, 48))` -> "32x48 px", `format_duration(75)` -> "1m15s"."""
+
+import math
 
 
 def plural(count: int, noun: str) -> str:
@@ -20,3 +22,11 @@ def format_size(size) -> str:
         return f"{size} px"
     height, width = size
     return f"{height} px" if height == width else f"{height}x{width} px"
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"

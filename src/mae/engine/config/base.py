@@ -233,3 +233,12 @@ def save_config(config, path: str | Path, comment: str | None = None) -> None:
 
 def load_config(cls, path: str | Path):
     return make_config(cls, read_yaml(path), str(path))
+
+
+MAX_SEED = 2**63 - 1  # torch.manual_seed's limit
+
+
+def check_seed(seed, name: str = "--seed") -> None:
+    """Seeds are integers in [0, 2**63 - 1], checked before anything is read or written."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, 2**63 - 1], got {seed!r}")

@@ -8,12 +8,12 @@ Both share the data, schedule and run settings of `DownstreamConfig`.
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...models.linear import MATMUL_BACKENDS
+from ...models.options import MATMUL_BACKENDS
 from ...util.sizes import to_2tuple
 from ...util.threads import default_workers
 from .base import Size, flag, optional, require, setting
 from .pretrain import PRECISIONS, RESUME_HELP
-from ...util.seeding import check_seed
+from .base import check_seed
 
 POOLS = ("avg", "token")
 RESUMABLE = (

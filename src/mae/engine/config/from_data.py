@@ -31,7 +31,8 @@ import warnings
 from dataclasses import dataclass
 
 from .classifier import FinetuneConfig, LinprobeConfig
-from ..optim.optimizers import resolve_batch, scaled_lr, warmup_cosine
+from ..optim.scaling import resolve_batch, scaled_lr
+from ..optim.schedules import warmup_cosine
 from .pretrain import PretrainConfig
 
 MIN_EPOCH_STEPS = 8

@@ -4,16 +4,15 @@ settings left out (None) are chosen from the data by `mae.engine.config.from_dat
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...data.augmentations import AUGMENTATIONS
-from ...models.masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
-from ...models.linear import MATMUL_BACKENDS
+from ...data.options import AUGMENTATIONS
+from ...models.options import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
+from ...models.options import MATMUL_BACKENDS
 from ...util.sizes import to_2tuple
 from ...models.zoo import CONFIGS, model_names
-from ...models.targets import model_target
 from ...util.text import format_size
 from ...util.threads import default_workers
 from .base import Size, flag, optional, require, setting
-from ...util.seeding import check_seed
+from .base import check_seed
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECODE_ON = ("cpu", "device")
@@ -165,6 +164,7 @@ class PretrainConfig:
 
     def validate(self) -> None:
         """Static checks; those that need the process count are in `batch_plan`."""
+        from ...models.targets import model_target  # the target registry loads torch: only when checked
 
         if self.model not in CONFIGS:
             raise ValueError(f"{flag('model')}: unknown model {self.model!r}; known: {', '.join(model_names())}")

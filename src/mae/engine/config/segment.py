@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ...util.threads import default_workers
 from .base import optional, require, setting
 from .pretrain import PRECISIONS
-from ...util.seeding import check_seed
+from .base import check_seed
 
 SEG_HEADS = ("linear", "upernet")
 

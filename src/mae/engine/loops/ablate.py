@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from ...data import Normalize, build_source, default_mean_std, rendered_side
-from ...data.augmentations import AUGMENTATIONS
-from ...models.masking import MASK_TYPES
+from ...data.options import AUGMENTATIONS
+from ...models.options import MASK_TYPES
 from ...models import create_model
 from ...models.targets import TARGETS
 from ...util.text import format_size

@@ -36,7 +36,8 @@ from ...storage.checkpoint_folder import load_model_state
 from ..config.base import config_to_dict
 from ..config.classifier import DownstreamConfig
 from ..run.metrics import MetricsLogger, Progress, read_metrics
-from ..optim.optimizers import optimizer_step, set_lr, warmup_cosine
+from ..optim.optimizers import optimizer_step
+from ..optim.schedules import set_lr, warmup_cosine
 from ..compute.precision import autocast, grad_scaler
 from ..config.from_data import warn_low_lr
 from ..run.resume_check import data_identity

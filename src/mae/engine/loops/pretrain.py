@@ -36,7 +36,8 @@ from ..config.base import config_to_dict
 from .classifier import SYNTHETIC_VAL_SEED, eval_crop_fraction
 from ..eval.knn import knn_monitor
 from ..run.metrics import MetricsLogger, Progress, read_metrics
-from ..optim.optimizers import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
+from ..optim.optimizers import adamw, optimizer_step, param_groups
+from ..optim.schedules import set_lr, warmup_cosine
 from ..compute.precision import autocast, grad_scaler
 from ..config.pretrain import PretrainConfig
 from ..config.from_data import warn_low_lr

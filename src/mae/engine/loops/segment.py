@@ -33,7 +33,8 @@ from .classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, encoder_source
 from ...storage.files import write_text_atomic
 from ..optim.lr_decay import param_groups_lrd
 from ..run.metrics import MetricsLogger, Progress
-from ..optim.optimizers import adamw, optimizer_step, param_groups, set_lr
+from ..optim.optimizers import adamw, optimizer_step, param_groups
+from ..optim.schedules import poly_lr, set_lr
 from ..compute.precision import autocast, grad_scaler, resolve_precision
 from ...util.seeding import seed_global_rng
 from ..eval.segmentation import SegmentationMetrics
@@ -44,14 +45,6 @@ from ..config.segment import SegmentConfig
 class SegmentResult:
     run_dir: Path
     metrics: dict  # of the last evaluation
-
-
-def poly_lr(step: int, total: int, lr: float, min_lr: float, warmup: int, power: float) -> float:
-    """Linear warm-up to `lr`, then (1 - progress)^power down to `min_lr` at `total`."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_lr + (lr - min_lr) * (1 - progress) ** power
 
 
 def segmenter_param_groups(model: Segmenter, weight_decay: float, layer_decay: float) -> list[dict]:

@@ -1,7 +1,6 @@
 """What a run tells the user: metrics.jsonl (+ TensorBoard), a progress bar or plain log lines."""
 
 import json
-import math
 import os
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ...storage.files import write_text_atomic
+from ...util.text import format_duration
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -91,14 +91,6 @@ class MetricsLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def terminal_columns(stream) -> int:

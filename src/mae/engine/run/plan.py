@@ -17,7 +17,7 @@ from .checkpoints import SET_ASIDE, CheckpointManager, CheckpointWarning
 from ...storage.checkpoint_folder import load_training_state
 from ..config.base import save_config
 from ...storage.disk import reporting_full_disk, require_free
-from ..optim.optimizers import resolve_batch, scaled_lr
+from ..optim.scaling import resolve_batch, scaled_lr
 from ..compute.precision import PrecisionWarning, resolve_precision
 from ..config.from_data import RecipeWarning, choose_recipe, resumed_settings, schedule_change
 from .resume_check import check_same_run
