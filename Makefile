@@ -19,6 +19,7 @@ demo: install
 	$(BIN)/mae pretrain --config configs/demo.yaml
 
 test: install
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 # The slow tests, then the CPU benchmarks (minutes; results land in runs/bench/).
@@ -32,7 +33,7 @@ bench: install
 	$(BIN)/python benchmarks/data_pipeline.py --workers 0 1 2 --out runs/bench/data_pipeline.json
 
 lint: install
-	$(BIN)/python -m compileall -q src tests
+	$(BIN)/ruff check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs

@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from mae.util.allocator import keep_freed_memory
 from mae.benchmarking import machine, publish
 from mae.models.vit import Attention
+from mae.util.allocator import keep_freed_memory
 
 # (width, heads) of the encoders and decoders of tiny, small and base
 LAYERS = {"tiny-encoder": (192, 3), "tiny-decoder": (128, 4), "small-encoder": (384, 6), "small-decoder": (256, 8),

@@ -21,12 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data_pipeline import textured  # run as a script: benchmarks/ is on the path
 from mae.benchmarking import machine, publish
 from mae.data import IMAGENET_MEAN, IMAGENET_STD, Normalize, RandomResizedCrop
 from mae.data.device_crops import DeviceCrops, draw_crops
 from mae.data.transforms import _to_tensor
-
-from data_pipeline import textured  # run as a script: benchmarks/ is on the path
 
 
 def images(count: int, width: int, height: int, seed: int) -> list[np.ndarray]:

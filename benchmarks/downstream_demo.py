@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
-from mae.data import SyntheticShapes
+from mae.data import Normalize, SyntheticShapes
 from mae.engine.compute import distributed
-from mae.engine.loops.classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, eval_loader
 from mae.engine.eval.knn import knn_monitor
+from mae.engine.loops.classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, eval_loader
 from mae.engine.run.metrics import read_metrics
 from mae.models.vit import VisionTransformer
-from mae.data import Normalize
 from mae.weights.load import constructor_kwargs, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +100,8 @@ def main() -> int:
              f" on {torch.get_num_threads()} CPU threads, torch {torch.__version__}.", "",
              "| evaluation | MAE encoder | same architecture, random init |", "|---|---|---|"]
     for title, kind, k1, k5 in rows:
-        cells = [f"{results[f'{kind}_{n}'][k1]:.1f}% / {results[f'{kind}_{n}'][k5]:.1f}%" for n in ("mae", "random_init")]
+        cells = [f"{results[f'{kind}_{n}'][k1]:.1f}% / {results[f'{kind}_{n}'][k5]:.1f}%"
+                 for n in ("mae", "random_init")]
         lines.append(f"| {title} | {cells[0]} | {cells[1]} |")
     lines += ["", "Validation: 1024 images of the built-in dataset not seen in pretraining (chance: 12.5%). "
               "Training: the 8192 pretraining images for the linear probe and as k-NN neighbours, the "

@@ -23,10 +23,10 @@ import sys
 
 import torch
 
-from mae.util.allocator import keep_freed_memory
 from mae.benchmarking import BenchSettings, build_variants, machine, publish, run_benchmark
-from mae.models.options import MATMUL_BACKENDS
 from mae.models.linear import matmul_backend, set_matmul_backend
+from mae.models.options import MATMUL_BACKENDS
+from mae.util.allocator import keep_freed_memory
 
 OURS = ("ours", "ours-compiled")
 PEERS = ("hf", "hf-eager", "hf-matmul")

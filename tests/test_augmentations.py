@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 
 from mae.data import RandomResizedCrop, ResizeCenterCrop
-from mae.data.options import AUGMENTATIONS
 from mae.data.augmentations import FixedSizeCrop, JitteredCrop, pretrain_transform
+from mae.data.options import AUGMENTATIONS
 
 
 def _rng(seed):
@@ -58,8 +58,7 @@ def test_jitter_changes_colours_within_its_bounds_but_not_the_crop():
 
 def test_pretraining_with_an_augmentation_and_its_refusal(tmp_path):
     from helpers import TINY
-    from mae.engine import PretrainConfig
-    from mae.engine import pretrain
+    from mae.engine import PretrainConfig, pretrain
 
     result = pretrain(PretrainConfig(model="mae_vit_tiny_patch16", **TINY, augmentation="rrc_jitter",
                                      synthetic_size=32, epochs=1, warmup_epochs=0, batch_size=32, num_workers=0,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import mae
+from helpers import TINY
 from mae.benchmarking import BenchSettings, build_variants, machine, markdown_table, publish, run_benchmark, share_parts
 from mae.benchmarking.measure import (
     StepTimer,
@@ -17,9 +18,6 @@ from mae.benchmarking.measure import (
 from mae.benchmarking.runner import step_noise
 from mae.benchmarking.variants import set_fused_attention
 from mae.cli import main
-
-from helpers import TINY
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

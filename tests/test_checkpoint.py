@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import mae
+from mae.engine.optim.optimizers import adamw, param_groups
 from mae.engine.run.checkpoints import CheckpointManager
 from mae.storage.checkpoint_folder import load_model_state, load_training_state, pack, unpack
-from mae.engine.optim.optimizers import adamw, param_groups
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)

@@ -9,16 +9,15 @@ import pytest
 import torch
 
 import mae
-from mae.storage.checksums import CorruptFile
+from helpers import TINY
 from mae.cli import main
 from mae.engine.compute import distributed
 from mae.engine.run.checkpoints import CheckpointManager, CheckpointWarning
-from mae.storage.checkpoint_folder import load_model_state, load_training_state
 from mae.engine.run.plan import TrainingDiverged, read_losses
 from mae.models.vit import VisionTransformer
+from mae.storage.checkpoint_folder import load_model_state, load_training_state
+from mae.storage.checksums import CorruptFile
 from mae.weights.format import save_model
-
-from helpers import TINY
 
 
 def flip_byte(path, offset_from_end=100):
@@ -94,8 +93,7 @@ def test_the_divergence_message_names_the_newest_verified_checkpoint_as_last_goo
 
 
 def test_resume_auto_continues_past_a_corrupt_checkpoint_and_sets_it_aside(tmp_path, one_thread):
-    from mae.engine import PretrainConfig
-    from mae.engine import pretrain
+    from mae.engine import PretrainConfig, pretrain
 
     settings = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=16, epochs=4,
                     warmup_epochs=1, num_workers=0, preview_images=1, save_every_steps=2,

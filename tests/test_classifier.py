@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import mae
-from mae.weights import layouts as interop
 from mae.models.classifier import (
     build_classifier,
     fold_linprobe_head,
     freeze_all_but_last_blocks,
 )
+from mae.weights import layouts as interop
 from mae.weights.load import load_encoder
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
@@ -262,7 +262,8 @@ def test_class_count_mismatch_is_an_error_unless_the_head_is_dropped(tmp_path):
 
 
 def test_bad_arguments(pretrained):
-    with pytest.raises(ValueError, match=r"has no classification head .* train one first \(mae finetune or mae linprobe"):
+    with pytest.raises(ValueError,
+                       match=r"has no classification head .* train one first \(mae finetune or mae linprobe"):
         classifier(pretrained, num_classes=None)
     with pytest.raises(ValueError, match="head must be one of"):
         classifier(pretrained, num_classes=3, head="mlp")

@@ -6,14 +6,12 @@ import pytest
 import torch
 
 import mae
-from mae.engine.compute import compile_plan
+from helpers import TINY
 from mae.engine import pretrain
+from mae.engine.compute import compile_plan
 from mae.engine.compute.compile_plan import COMPILE_SHARE, decide_compile, inductor_cache_dir, measured_pass_s
 from mae.models import linear
-
-from helpers import TINY
 from test_pretrain import tiny_config
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,10 +8,10 @@ import torch
 
 import mae
 from helpers import hf_pretraining_model
-from mae.weights import layouts as interop
 from mae.cli import main
-from mae.weights.infer import InferredSettingWarning
+from mae.weights import layouts as interop
 from mae.weights.export import export_model
+from mae.weights.infer import InferredSettingWarning
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4)

@@ -8,8 +8,17 @@ import torch
 from PIL import Image
 
 from mae.data import (
-    SHAPES, DataWarning, ImageFolder, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop,
-    SyntheticShapes, TarShards, build_source, check_image_sizes,
+    SHAPES,
+    DataWarning,
+    ImageFolder,
+    KeyedImages,
+    Normalize,
+    RandomResizedCrop,
+    ResizeCenterCrop,
+    SyntheticShapes,
+    TarShards,
+    build_source,
+    check_image_sizes,
 )
 from mae.data.shards import expand_braces, split_key
 

@@ -11,15 +11,13 @@ import torch
 from PIL import Image
 
 import mae.data.device_decode as device_decode
+from helpers import TINY
 from mae.cli import main
 from mae.data import IMAGENET_MEAN, IMAGENET_STD, ImageFolder, KeyedImages, RandomResizedCrop, TrainBatches, make_loader
-from mae.data.images import _UPRIGHT
 from mae.data.device_decode import collate, device_decoding, gpu_jpeg_decoder, upright
-from mae.engine import PretrainConfig
-from mae.engine import pretrain
+from mae.data.images import _UPRIGHT
+from mae.engine import PretrainConfig, pretrain
 from mae.engine.run.metrics import read_metrics
-
-from helpers import TINY
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, -1, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, -1, 1, 1)
@@ -117,8 +115,9 @@ def test_a_jpeg_the_device_cannot_decode_stops_naming_it(tmp_path, monkeypatch):
     batch, _ = collate([dataset[(0, i)] for i in (0, 2)])
     assert to_model(batch).shape == (2, 3, 16, 16)
     batch, _ = collate([dataset[(0, i)] for i in range(3)])
-    with pytest.raises(ValueError, match=rf"cannot decode {tmp_path / '1.jpg'} on cpu: nvjpegDecode failed: 6 "
-                                         r"\(--decode-on device stops at a JPEG it cannot decode; --decode-on cpu skips"):
+    with pytest.raises(ValueError,
+                       match=rf"cannot decode {tmp_path / '1.jpg'} on cpu: nvjpegDecode failed: 6 "
+                             r"\(--decode-on device stops at a JPEG it cannot decode; --decode-on cpu skips"):
         to_model(batch)
 
 

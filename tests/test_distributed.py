@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mae.storage.checksums import CorruptFile
-from mae.engine import CheckpointManager, load_training_state
-from mae.storage.checkpoint_folder import load_model_state
-from mae.engine.compute.fsdp import mixed_precision
-from mae.storage.tensors import read_safetensors
-
 from helpers import assert_same_trained_weights
+from mae.engine import CheckpointManager, load_training_state
+from mae.engine.compute.fsdp import mixed_precision
+from mae.storage.checkpoint_folder import load_model_state
+from mae.storage.checksums import CorruptFile
+from mae.storage.tensors import read_safetensors
 
 ARGS = [
     "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",
@@ -181,7 +180,8 @@ def test_an_fsdp_run_killed_with_sigkill_and_resumed_ends_equal(tmp_path):
     extra = ("--fsdp", "--epochs", "6", "--save-every-steps", "2", "--keep-last", "2")
     run(pretrain_command(tmp_path / "ref", 4, 2, 2, *extra))
     out = tmp_path / "killed"
-    victim = subprocess.Popen(pretrain_command(out, 4, 2, 2, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(pretrain_command(out, 4, 2, 2, *extra), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     manager, deadline = CheckpointManager(out / "checkpoints"), time.monotonic() + 240
     while time.monotonic() < deadline and victim.poll() is None:
         latest = manager.latest()

@@ -4,13 +4,11 @@ import pytest
 import torch
 
 import mae
+from helpers import TINY
 from mae.benchmarking import mask_token_variant
-from mae.engine import PretrainConfig
-from mae.engine import pretrain
+from mae.engine import PretrainConfig, pretrain
 from mae.engine.run.metrics import read_metrics
 from mae.weights.export import export_model
-
-from helpers import TINY
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

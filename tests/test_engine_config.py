@@ -30,7 +30,8 @@ def test_every_field_has_a_hyphenated_flag_with_help():
 
 def test_flags_override_yaml_which_overrides_defaults(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("epochs: 5\nwarmup_epochs: 1\nblr: 1e-3\nbatch_size: 16\nnorm_pix_loss: true\ncrop_scale: [0.3, 0.9]\n")
+    path.write_text("epochs: 5\nwarmup_epochs: 1\nblr: 1e-3\nbatch_size: 16\nnorm_pix_loss: true\n"
+                    "crop_scale: [0.3, 0.9]\n")
     config = parse(["--config", str(path), "--batch-size", "8", "--no-norm-pix-loss", "--clip-grad", "1.5"])
     assert (config.epochs, config.blr, config.batch_size) == (5, 1e-3, 8)  # "1e-3" is a string to YAML
     assert config.norm_pix_loss is False and config.clip_grad == 1.5
@@ -38,8 +39,8 @@ def test_flags_override_yaml_which_overrides_defaults(tmp_path):
 
 
 def test_config_round_trips_through_yaml(tmp_path):
-    config = parse(["--epochs", "3", "--warmup-epochs", "0.5", "--resume", "auto", "--lr", "0.01", "--betas", "0.8", "0.9",
-                    "--precision", "bf16", "--depth", "2", "--compile"])
+    config = parse(["--epochs", "3", "--warmup-epochs", "0.5", "--resume", "auto", "--lr", "0.01",
+                    "--betas", "0.8", "0.9", "--precision", "bf16", "--depth", "2", "--compile"])
     save_config(config, tmp_path / "config.yaml", comment="resolved: something\nsecond line")
     text = (tmp_path / "config.yaml").read_text()
     assert text.startswith("# resolved: something\n# second line\n")

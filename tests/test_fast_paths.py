@@ -8,13 +8,10 @@ import torch.nn.functional as F
 
 import mae
 import mae.models.mae as mae_model
+from helpers import TINY
 from mae.benchmarking import set_fused_attention
 from mae.models.masking import random_masking, take_rows
-from mae.models import model_config
 from mae.models.vit import Attention, plain_bf16_max_tokens
-
-from helpers import TINY
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,13 +7,12 @@ import pytest
 import torch
 
 import mae
-from mae.engine.run.checkpoints import CheckpointManager
-from mae.storage.checkpoint_folder import load_model_state, load_training_state
+from helpers import TINY
 from mae.engine.config.classifier import FinetuneConfig
 from mae.engine.loops.finetune import finetune
+from mae.engine.run.checkpoints import CheckpointManager
+from mae.storage.checkpoint_folder import load_model_state, load_training_state
 from mae.weights.format import save_model
-
-from helpers import TINY
 
 RUN = dict(synthetic_size=16, synthetic_val_size=8, batch_size=8, epochs=2, warmup_epochs=1,
            num_workers=0, log_every=2, keep_last=3, blr=1e-2)

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 import mae
-from mae.weights.hub import hub_id
-
 from helpers import TINY
+from mae.weights.hub import hub_id
 
 pytest.importorskip("huggingface_hub")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -10,17 +10,15 @@ import torch
 from safetensors.torch import save_file
 
 import mae
+from helpers import TINY
 from mae import cli
 from mae.data.class_subsets import read_class_mapping
-from mae.engine import PretrainConfig
-from mae.engine import pretrain
+from mae.engine import PretrainConfig, pretrain
 from mae.models import VisionTransformer
 from mae.models.classifier import build_classifier
 from mae.weights.export import export_model
-from mae.weights.load import load_encoder
 from mae.weights.format import save_model
-
-from helpers import TINY
+from mae.weights.load import load_encoder
 
 TINY_FLAGS = ["--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",
               "--depth", "2", "--num-heads", "4", "--decoder-embed-dim", "32", "--decoder-depth", "1",
@@ -180,7 +178,8 @@ def test_weights_checkpoints_and_converted_files_follow_the_umask(tmp_path, umas
         model = mae.create_model("mae_vit_tiny_patch16", **TINY)
         save_model(model, tmp_path / "m.safetensors")
         save_model(model, tmp_path / "m.pth")
-        for layout, dst in [("mae", "ours.safetensors"), ("hf", "hf"), ("official", "o.pth"), ("timm", "t.safetensors")]:
+        exports = [("mae", "ours.safetensors"), ("hf", "hf"), ("official", "o.pth"), ("timm", "t.safetensors")]
+        for layout, dst in exports:
             export_model(model, tmp_path / dst, layout)
         pretrain(PretrainConfig(**{k: v for k, v in TINY.items() if k != "img_size"}, model="mae_vit_tiny_patch16",
                                 img_size=32, synthetic_size=32, batch_size=16, epochs=1, warmup_epochs=0,

@@ -67,7 +67,8 @@ def floor(name: str) -> tuple[int, str]:
     best = None
     for level, rooms in enumerate(FLOORS):
         for room in rooms:
-            if (name == room or (room not in FACES and name.startswith(room + "."))) and (best is None or len(room) > len(best[1])):
+            inside = name == room or (room not in FACES and name.startswith(room + "."))
+            if inside and (best is None or len(room) > len(best[1])):
                 best = (level, room)
     assert best is not None, f"{name} is on no floor: add its room to FLOORS (and to docs/design.md)"
     return best

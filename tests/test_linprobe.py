@@ -4,9 +4,9 @@ import torch
 
 import mae
 from mae.data import Normalize, SyntheticShapes
-from mae.engine.loops.classifier import SYNTHETIC_VAL_SEED
 from mae.engine.config.classifier import LinprobeConfig
 from mae.engine.eval.knn import knn_monitor
+from mae.engine.loops.classifier import SYNTHETIC_VAL_SEED
 from mae.engine.loops.linprobe import linprobe
 
 

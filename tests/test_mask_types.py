@@ -104,10 +104,9 @@ def test_the_model_masks_as_asked_per_call(mask_type):
 
 
 def test_pretraining_masks_each_step_from_its_seed_and_step_and_pictures_the_same_kind(tmp_path, monkeypatch):
-    from mae.engine import PretrainConfig
-    from mae.engine import pretrain
-    from mae.util.seeding import mask_noise
+    from mae.engine import PretrainConfig, pretrain
     from mae.models import MaskedAutoencoder
+    from mae.util.seeding import mask_noise
 
     seen = []
     original = MaskedAutoencoder.forward_encoder

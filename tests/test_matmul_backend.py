@@ -7,10 +7,9 @@ import pytest
 import torch
 
 import mae
+from helpers import TINY
 from mae.models import linear as backend
 from mae.models.linear import Linear, onednn_linear, set_matmul_backend
-
-from helpers import TINY
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),

@@ -3,8 +3,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mae.models.options import num_kept
 from mae.models.masking import random_masking
+from mae.models.options import num_kept
 
 
 @settings(max_examples=40, deadline=None)

@@ -4,13 +4,11 @@ import pytest
 import torch
 
 import mae
-from mae import cli
-from mae.engine import PretrainConfig, TrainingDiverged, load_config, load_training_state
-from mae.engine import pretrain
-from mae.storage.checkpoint_folder import load_model_state
-from mae.models import MaskedAutoencoder
-
 from helpers import assert_same_trained_weights
+from mae import cli
+from mae.engine import PretrainConfig, TrainingDiverged, load_config, load_training_state, pretrain
+from mae.models import MaskedAutoencoder
+from mae.storage.checkpoint_folder import load_model_state
 
 TINY = dict(model="mae_vit_tiny_patch16", img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
             decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4, synthetic_size=128,

@@ -92,7 +92,7 @@ def test_the_docs_have_commands_to_check():
     assert len(mae_lines) >= 10, COMMANDS
 
 
-@pytest.mark.parametrize("where,line", COMMANDS, ids=[f"{w}: {l[:60]}" for w, l in COMMANDS])
+@pytest.mark.parametrize("where,line", COMMANDS, ids=[f"{where}: {line[:60]}" for where, line in COMMANDS])
 def test_command_as_written(where, line):
     words = _words(line)
     argv = mae_argv(words)

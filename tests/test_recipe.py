@@ -11,12 +11,20 @@ import pytest
 from mae import cli
 from mae.engine.config.base import CONFIG_DIR, find_config, load_config
 from mae.engine.config.classifier import FinetuneConfig, LinprobeConfig
+from mae.engine.config.from_data import (
+    PAPER,
+    RecipeWarning,
+    choose_recipe,
+    movement,
+    resumed_settings,
+    schedule_change,
+    warn_low_lr,
+)
+from mae.engine.config.pretrain import PretrainConfig
 from mae.engine.loops.finetune import finetune
 from mae.engine.loops.linprobe import linprobe
-from mae.engine.optim.scaling import scaled_lr
 from mae.engine.loops.pretrain import pretrain
-from mae.engine.config.pretrain import PretrainConfig
-from mae.engine.config.from_data import PAPER, RecipeWarning, choose_recipe, movement, resumed_settings, schedule_change, warn_low_lr
+from mae.engine.optim.scaling import scaled_lr
 
 CONFIGS = (PretrainConfig, FinetuneConfig, LinprobeConfig)
 TINY = ["--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",

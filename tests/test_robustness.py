@@ -223,7 +223,8 @@ def test_an_interrupted_copy_is_completed_and_scores_with_eval(tmp_path, capsys,
     assert main(["eval", "--checkpoint", str(clf), "--imagenet-c", str(out), "--num-workers", "0",
                  "--output", str(report)]) == 0
     rows = json.loads(report.read_text())["benchmarks"]["imagenet_c"]["corruptions"]
-    assert sorted(rows) == ["contrast", "gaussian_noise", "impulse_noise"] and set(rows["contrast"]["errors"]) == {"1", "5"}
+    assert sorted(rows) == ["contrast", "gaussian_noise", "impulse_noise"]
+    assert set(rows["contrast"]["errors"]) == {"1", "5"}
 
 
 @pytest.mark.parametrize("case", ["unknown", "unlabelled", "severity", "clash"])

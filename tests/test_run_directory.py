@@ -10,16 +10,14 @@ import textwrap
 import pytest
 from PIL import Image
 
+from helpers import TINY
 from mae.cli import main
-from mae.engine import PretrainConfig
-from mae.engine import pretrain
+from mae.engine import PretrainConfig, pretrain
 from mae.engine.config.classifier import FinetuneConfig, LinprobeConfig
 from mae.engine.loops.finetune import finetune
 from mae.engine.loops.linprobe import linprobe
-from mae.engine.run.metrics import read_metrics
 from mae.engine.run.lock import RunDirectoryBusy
-
-from helpers import TINY
+from mae.engine.run.metrics import read_metrics
 
 RUN = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=16, epochs=1, blr=1.5e-4,
            warmup_epochs=1, num_workers=0, preview_images=1, log_every=1)

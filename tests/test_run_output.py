@@ -10,9 +10,9 @@ from PIL import Image
 
 from mae.data import SyntheticShapes
 from mae.engine.config.classifier import LinprobeConfig
+from mae.engine.config.pretrain import PretrainConfig
 from mae.engine.loops.linprobe import linprobe
 from mae.engine.loops.pretrain import pretrain
-from mae.engine.config.pretrain import PretrainConfig
 from mae.engine.run.metrics import MetricsLogger, Progress
 from mae.util.text import format_count, plural
 

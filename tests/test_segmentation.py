@@ -14,9 +14,9 @@ from PIL import Image
 from mae.cli import main
 from mae.data.segmentation import SYNTHETIC_CLASSES, SegmentationFolder, SegmentationSamples, SyntheticSegmentation
 from mae.data.synthetic import SHAPES, render, render_with_mask
-from mae.engine.optim.schedules import poly_lr
-from mae.engine.loops.segment import segmenter_param_groups, slide_logits
 from mae.engine.eval.segmentation import SegmentationMetrics
+from mae.engine.loops.segment import segmenter_param_groups, slide_logits
+from mae.engine.optim.schedules import poly_lr
 from mae.models.segmentation import Segmenter, SimpleFeaturePyramid
 from mae.models.vit import VisionTransformer
 

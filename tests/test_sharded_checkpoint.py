@@ -7,15 +7,13 @@ import stat
 
 import pytest
 
-import mae.storage.disk as disk
 import mae.engine.run.sharded_checkpoints as sharded_checkpoint
+import mae.storage.disk as disk
 import mae.storage.files as storage_files
-from mae.engine import PretrainConfig
-from mae.engine import pretrain
+from helpers import TINY
+from mae.engine import PretrainConfig, pretrain
 from mae.engine.run.checkpoints import CheckpointManager
 from mae.storage.disk import DiskFull
-
-from helpers import TINY
 
 RUN = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=16, epochs=2, warmup_epochs=1,
            num_workers=0, preview_images=1, fsdp=True, threads=1)

@@ -96,8 +96,7 @@ def test_a_registered_target_is_built_by_name(monkeypatch):
 
 
 def test_pretraining_with_the_hog_target(tmp_path):
-    from mae.engine import PretrainConfig
-    from mae.engine import pretrain
+    from mae.engine import PretrainConfig, pretrain
 
     config = PretrainConfig(**dict(model="mae_vit_tiny_patch16", **TINY), target="hog", synthetic_size=32,
                             epochs=1, warmup_epochs=0, batch_size=16, num_workers=0, preview_images=2,

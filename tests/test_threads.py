@@ -5,10 +5,10 @@ import subprocess
 import sys
 from dataclasses import fields
 
-from mae.util import threads
 from mae.engine.config.classifier import EvalConfig, FinetuneConfig, LinprobeConfig
 from mae.engine.config.pretrain import PretrainConfig
 from mae.engine.config.segment import SegmentConfig
+from mae.util import threads
 
 # records OMP_WAIT_POLICY at the moment torch is first imported, then imports mae
 PROBE = """

@@ -7,8 +7,7 @@
 
 from .report import machine, markdown_table, publish, write_results
 from .runner import BenchSettings, run_benchmark
-from .variants import (VARIANTS, build_variants, huggingface_twin, mask_token_variant, set_fused_attention,
-                       share_parts)
+from .variants import VARIANTS, build_variants, huggingface_twin, mask_token_variant, set_fused_attention, share_parts
 
 __all__ = [
     "VARIANTS",

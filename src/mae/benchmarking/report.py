@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
+from ..storage.files import atomic_write
 from ..util.text import format_size
 from ..util.threads import cpu_name
-from ..storage.files import atomic_write
 
 
 def machine(device: str) -> dict:

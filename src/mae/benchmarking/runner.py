@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-from ..engine.run.metrics import Progress
 from ..engine.config.base import check_seed
+from ..engine.run.metrics import Progress
 from ..models.options import check_mask_ratio
 from ..util.sizes import to_2tuple
 from .measure import (

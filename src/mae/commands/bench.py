@@ -5,15 +5,15 @@ import shlex
 
 import torch
 
-from ..util.allocator import keep_freed_memory
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
 from ..engine.config.base import parse_size
 from ..engine.run.metrics import Progress
-from ..models.options import MATMUL_BACKENDS
 from ..models.linear import matmul_backend, set_matmul_backend
+from ..models.options import MATMUL_BACKENDS
 from ..models.zoo import model_names
+from ..util.allocator import keep_freed_memory
 from ..util.text import format_size
 
 HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face."

@@ -8,8 +8,8 @@ Each is a transform (PIL image, numpy Generator) -> uint8 [C, H, W], like those 
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from .transforms import RandomResizedCrop, ResizeCenterCrop, decode_region, to_tensor, fitted_box
 from .options import AUGMENTATIONS
+from .transforms import RandomResizedCrop, ResizeCenterCrop, decode_region, fitted_box, to_tensor
 
 FIXED_CROP_FRACTION = 0.875  # the fixed crop covers this much of the shorter side (224 of 256)
 JITTER = 0.4  # brightness, contrast and saturation factors drawn from [1 - JITTER, 1 + JITTER]
@@ -40,7 +40,8 @@ class JitteredCrop(RandomResizedCrop):
     def __call__(self, img: Image.Image, rng: np.random.Generator):
         crop = super().__call__(img, rng)  # uint8 [C, H, W]
         out = Image.fromarray(crop.permute(1, 2, 0).squeeze(-1).numpy())
-        enhancers = [ImageEnhance.Brightness, ImageEnhance.Contrast] + ([ImageEnhance.Color] if self.channels == 3 else [])
+        enhancers = [ImageEnhance.Brightness, ImageEnhance.Contrast]
+        enhancers += [ImageEnhance.Color] if self.channels == 3 else []
         for enhancer in enhancers:
             out = enhancer(out).enhance(rng.uniform(1 - JITTER, 1 + JITTER))
         return to_tensor(out, self.channels)

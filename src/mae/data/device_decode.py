@@ -125,4 +125,5 @@ def device_decoding(source: ImageSource, crop: RandomResizedCrop, seed: int, str
     """(dataset, collate, to_model) of --decode-on device; refuses (ValueError) where the device
     cannot decode JPEGs, before anything is loaded."""
     decode = gpu_jpeg_decoder(device, crop.channels)
-    return UndecodedImages(source, crop, seed, strict), collate, DeviceDecode(decode, DeviceCrops(crop, mean, std), device)
+    to_model = DeviceDecode(decode, DeviceCrops(crop, mean, std), device)
+    return UndecodedImages(source, crop, seed, strict), collate, to_model

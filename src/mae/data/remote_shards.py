@@ -9,8 +9,8 @@ augmentation, and a mid-epoch resume that starts at the exact next sample. Nothi
 downloaded ahead; every loader worker opens its own connection.
 """
 
-from .shards import TarShards
 from .shard_writer import read_manifest
+from .shards import TarShards
 
 
 def is_url(data: str) -> bool:

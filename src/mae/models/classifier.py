@@ -26,15 +26,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .vit import VisionTransformer
 from ..util.sizes import to_2tuple
+from .vit import VisionTransformer
 
 log = logging.getLogger(__name__)
 
 HEADS = ("linear", "linprobe")
 HEAD_INIT_STD = {"linear": 2e-5, "linprobe": 0.01}
 DROP_PATH_DEFAULT = {"linear": 0.1, "linprobe": 0.0}
-ARCH_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "layer_norm_eps")
+ARCH_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias",
+             "layer_norm_eps")
 PRETRAIN_ONLY_PREFIXES = ("decoder_", "mask_token")
 
 

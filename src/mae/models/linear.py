@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from ..util.threads import cpu_name
 from .options import MATMUL_BACKENDS
 
-
 _setting = "auto"
 _resolved: str | None = None  # the probe's verdict, once measured
 # oneDNN must beat the default by this factor to be chosen: an even result keeps torch's path

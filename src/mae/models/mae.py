@@ -16,14 +16,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .options import check_mask_ratio, num_kept
-from .masking import mask_plan, removed_mask, take_rows
-from .targets import get_target, model_target
+from ..util.sizes import to_2tuple
 from .linear import Linear, linear
+from .masking import mask_plan, removed_mask, take_rows
+from .options import check_mask_ratio, num_kept
 from .pos_embed import resample_pos_embed, sincos_2d
 from .sizes import check_decoder
+from .targets import get_target, model_target
 from .vit import LAYER_NORM_EPS, Block, VisionTransformer, init_linear_and_norm
-from ..util.sizes import to_2tuple
 
 
 @dataclass

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import torch
+
 from .options import check_mask_ratio, check_mask_type, num_kept
 
 BLOCK_MIN_PATCHES = 16  # BEiT's smallest block (in patches) ...

@@ -79,7 +79,8 @@ class UPerHead(nn.Module):
         coarsest = maps[-1]
         pooled = [F.interpolate(p(coarsest), coarsest.shape[-2:], mode="bilinear", align_corners=False)
                   for p in self.ppm]
-        levels = [lat(m) for lat, m in zip(self.lateral, maps[:-1])] + [self.bottleneck(torch.cat([coarsest, *pooled], 1))]
+        levels = [lat(m) for lat, m in zip(self.lateral, maps[:-1])]
+        levels.append(self.bottleneck(torch.cat([coarsest, *pooled], 1)))
         for i in range(len(levels) - 1, 0, -1):  # top-down
             levels[i - 1] = levels[i - 1] + F.interpolate(levels[i], levels[i - 1].shape[-2:], mode="bilinear",
                                                           align_corners=False)
@@ -121,7 +122,8 @@ class Segmenter(nn.Module):
 
 
 def build_segmenter(encoder: VisionTransformer, num_classes: int, head: str = "linear", channels: int = 256,
-                    drop_path_rate: float = 0.1, img_size=None, name: str | None = None) -> tuple[Segmenter, LoadReport]:
+                    drop_path_rate: float = 0.1, img_size=None,
+                    name: str | None = None) -> tuple[Segmenter, LoadReport]:
     """`encoder` (an mae model, as `mae.weights.load.load_encoder` reads it) under a fresh head."""
     encoder, report = build_classifier(encoder, num_classes=1, global_pool="token", drop_path_rate=drop_path_rate,
                                        img_size=img_size, drop_head=True, name=name)

@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..util.sizes import to_2tuple
 from .linear import Linear, linear
 from .pos_embed import resample_pos_embed, sincos_2d
-from ..util.sizes import to_2tuple
 from .sizes import check_encoder
 
 LAYER_NORM_EPS = 1e-6  # the official models' LayerNorm eps (Hugging Face's default is 1e-12)

@@ -13,7 +13,6 @@ from torch.distributed.checkpoint import HuggingFaceStorageReader
 from .checksums import CorruptFile, sha256_file
 from .tensors import read_safetensors
 
-
 MODEL_FILE = "model.safetensors"
 
 SHARDED_WEIGHTS = "sharded"  # a sharded checkpoint's parts (engine.sharded_checkpoint)

@@ -12,10 +12,8 @@ from ..models.zoo import CONFIGS
 from ..storage.checkpoint_folder import MODEL_FILE
 from ..storage.files import atomic_write
 from . import layouts as interop
-from .options import EXPORT_LAYOUTS
 from .format import CONFIG_KEY, KIND_KEY, PTH_SUFFIXES, constructor_kwargs, model_kind_and_config, write_safetensors
-
-
+from .options import EXPORT_LAYOUTS
 
 
 @dataclass

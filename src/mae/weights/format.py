@@ -11,7 +11,6 @@ from ..models import MaskedAutoencoder, VisionTransformer
 from ..storage.files import atomic_write
 from ..storage.tensors import write_tensors
 
-
 FORMAT_KEY = "mae.format"
 
 KIND_KEY = "mae.kind"  # "mae" (with decoder) or "vit" (encoder / classifier)

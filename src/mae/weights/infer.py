@@ -86,5 +86,6 @@ def infer_config(state: dict, args: dict | None = None, img_size=None) -> tuple[
             config["decoder_num_heads"] = known["decoder_num_heads"]
         else:
             config["decoder_num_heads"] = max(1, dec_dim // 32)
-            guessed["decoder_num_heads"] = f"{config['decoder_num_heads']} (one per 32 channels of the {dec_dim}-wide decoder)"
+            guessed["decoder_num_heads"] = (f"{config['decoder_num_heads']} (one per 32 channels of the "
+                                            f"{dec_dim}-wide decoder)")
     return config, guessed

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from . import hub, layouts as interop
 from ..models import MaskedAutoencoder, VisionTransformer
 from ..models.classifier import fold_batchnorm_head_state
 from ..models.pos_embed import grid_from_length, resample_pos_embed
 from ..storage.checkpoint_folder import MODEL_FILE, SHARDED_WEIGHTS, latest_checkpoint, model_metadata, read_model_state
 from ..storage.tensors import read_pth, read_safetensors, safetensors_keys
+from . import hub
+from . import layouts as interop
 from .format import CONFIG_KEY, KIND_KEY, constructor_kwargs, embedded_config
 from .infer import InferredSettingWarning, infer_config
-
 
 # ---------------------------------------------------------------- files
 

@@ -11,9 +11,8 @@ from typing import ClassVar
 from ...models.options import MATMUL_BACKENDS
 from ...util.sizes import to_2tuple
 from ...util.threads import default_workers
-from .base import Size, flag, optional, require, setting
+from .base import Size, check_seed, flag, optional, require, setting
 from .pretrain import PRECISIONS, RESUME_HELP
-from .base import check_seed
 
 POOLS = ("avg", "token")
 RESUMABLE = (

@@ -30,9 +30,9 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from .classifier import FinetuneConfig, LinprobeConfig
 from ..optim.scaling import resolve_batch, scaled_lr
 from ..optim.schedules import warmup_cosine
+from .classifier import FinetuneConfig, LinprobeConfig
 from .pretrain import PretrainConfig
 
 MIN_EPOCH_STEPS = 8
@@ -96,7 +96,8 @@ def _batch_size(config, paper: PaperRecipe, num_images: int, world_size: int) ->
     if config.effective_batch is not None:  # the largest batch <= the paper's that divides it
         per_process = max(1, config.effective_batch // world_size)
         size = max(b for b in range(1, min(paper.batch_size, per_process) + 1) if per_process % b == 0)
-        return size, f"the largest that divides --effective-batch {config.effective_batch} over {world_size} process(es)"
+        return size, (f"the largest that divides --effective-batch {config.effective_batch} over "
+                      f"{world_size} process(es)")
     fit = max(paper.min_batch, _power_of_two_at_most(num_images / (MIN_EPOCH_STEPS * world_size * config.accum_iter)))
     if fit >= paper.batch_size:
         return paper.batch_size, "the paper's per process"

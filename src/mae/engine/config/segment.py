@@ -9,9 +9,8 @@ evaluation by sliding 512-pixel windows with stride 341.
 from dataclasses import dataclass
 
 from ...util.threads import default_workers
-from .base import optional, require, setting
+from .base import check_seed, optional, require, setting
 from .pretrain import PRECISIONS
-from .base import check_seed
 
 SEG_HEADS = ("linear", "upernet")
 

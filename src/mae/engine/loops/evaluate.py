@@ -8,16 +8,16 @@ import torch
 
 from ...data import SYNTHETIC, ImageFolder, Normalize, SyntheticShapes, default_mean_std, rendered_side
 from ...data.class_subsets import check_same_classes, class_subset, read_class_mapping
-from ..compute import distributed
-from .classifier import BEST_DIR, SYNTHETIC_VAL_SEED, eval_loader, evaluate_classifier
-from ..config.classifier import EvalConfig
-from ...storage.files import check_output_file, write_text_atomic
-from ..compute.precision import resolve_precision
 from ...models.classifier import build_classifier
 from ...robustness.report import markdown
 from ...robustness.suite import plan_suite, run_suite
 from ...storage.checkpoint_folder import MODEL_FILE
+from ...storage.files import check_output_file, write_text_atomic
 from ...weights.load import load_encoder
+from ..compute import distributed
+from ..compute.precision import resolve_precision
+from ..config.classifier import EvalConfig
+from .classifier import BEST_DIR, SYNTHETIC_VAL_SEED, eval_loader, evaluate_classifier
 
 
 def classifier_file(checkpoint: str) -> str:

@@ -18,10 +18,10 @@ from ...data.finetune_transforms import RandAugment, normalize, random_erasing
 from ...data.mixup import Mixup, smooth_one_hot, soft_target_cross_entropy
 from ...data.transforms import default_mean_std
 from ...models.classifier import build_classifier, freeze_all_but_last_blocks
-from .classifier import DownstreamResult, Recipe, train_classifier
 from ..config.classifier import FinetuneConfig
 from ..optim.lr_decay import param_groups_lrd
 from ..optim.optimizers import adamw
+from .classifier import DownstreamResult, Recipe, train_classifier
 
 
 def build(config: FinetuneConfig, encoder, num_classes: int):

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from ...data.finetune_transforms import normalize
 from ...data.transforms import default_mean_std
 from ...models.classifier import build_classifier, fold_linprobe_head
-from .classifier import DownstreamResult, Recipe, train_classifier
 from ..config.classifier import LinprobeConfig
 from ..optim.lars import LARS
+from .classifier import DownstreamResult, Recipe, train_classifier
 
 
 def build(config: LinprobeConfig, encoder, num_classes: int):

@@ -21,24 +21,30 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...util.allocator import keep_freed_memory
 from ...data import Normalize, TrainBatches, default_mean_std, make_loader, steps_per_epoch
-from ...data.segmentation import SYNTHETIC_CLASSES, SegmentationFolder, SegmentationSamples, SyntheticSegmentation, eval_pair
 from ...data.loader import SYNTHETIC
+from ...data.segmentation import (
+    SYNTHETIC_CLASSES,
+    SegmentationFolder,
+    SegmentationSamples,
+    SyntheticSegmentation,
+    eval_pair,
+)
 from ...models.segmentation import Segmenter, build_segmenter
+from ...storage.files import write_text_atomic
+from ...util.allocator import keep_freed_memory
+from ...util.seeding import seed_global_rng
 from ...weights.format import write_safetensors
 from ..compute import distributed
+from ..compute.precision import autocast, grad_scaler, resolve_precision
 from ..config.base import save_config
-from .classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, encoder_source
-from ...storage.files import write_text_atomic
+from ..config.segment import SegmentConfig
+from ..eval.segmentation import SegmentationMetrics
 from ..optim.lr_decay import param_groups_lrd
-from ..run.metrics import MetricsLogger, Progress
 from ..optim.optimizers import adamw, optimizer_step, param_groups
 from ..optim.schedules import poly_lr, set_lr
-from ..compute.precision import autocast, grad_scaler, resolve_precision
-from ...util.seeding import seed_global_rng
-from ..eval.segmentation import SegmentationMetrics
-from ..config.segment import SegmentConfig
+from ..run.metrics import MetricsLogger, Progress
+from .classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, encoder_source
 
 
 @dataclass
@@ -151,7 +157,8 @@ def train_segmenter(config: SegmentConfig) -> SegmentResult:
         result = evaluate_segmenter(model, val_source, crop, stride, num_classes, config.ignore_index, normalize,
                                     device, precision, class_names)
         logger.log({"step": step, "val_mIoU": result["mIoU"], "val_mAcc": result["mAcc"], "val_aAcc": result["aAcc"]})
-        progress.write(f"step {step}: mIoU {result['mIoU']:.2f}%, mAcc {result['mAcc']:.2f}%, aAcc {result['aAcc']:.2f}%")
+        progress.write(f"step {step}: mIoU {result['mIoU']:.2f}%, mAcc {result['mAcc']:.2f}%, "
+                       f"aAcc {result['aAcc']:.2f}%")
         return result
 
     step, window, start, result = 0, [], time.perf_counter(), None

@@ -30,14 +30,21 @@ from pathlib import Path
 
 import torch
 
+from ...storage.checkpoint_folder import (
+    MODEL_FILE,
+    STATE_JSON,
+    STATE_JSON_DIGEST,
+    STATE_TENSORS,
+    is_complete,
+    pack,
+    verifies,
+    verify_checkpoint,
+)
 from ...storage.checksums import CorruptFile
-from ...storage.checkpoint_folder import (MODEL_FILE, STATE_JSON, STATE_JSON_DIGEST, STATE_TENSORS,
-    is_complete, pack, verifies, verify_checkpoint)
-from ...storage.files import fsync_dir
-from ...storage.files import atomic_write, umask_mode
+from ...storage.disk import reporting_full_disk, require_free
+from ...storage.files import atomic_write, fsync_dir, umask_mode
 from ...storage.tensors import write_tensors
 from ...weights.format import save_model
-from ...storage.disk import reporting_full_disk, require_free
 
 SET_ASIDE = ".set-aside-"  # checkpoints a resumed run left behind: kept, never read, never cleaned
 HEADERS = 2**20  # bytes allowed for the files' headers and state.json when checking free space

@@ -9,20 +9,19 @@ from typing import NamedTuple
 
 import torch
 
-from ...util.allocator import keep_freed_memory
 from ...data import DataWarning
 from ...models.linear import set_matmul_backend
-from ..compute import distributed
-from .checkpoints import SET_ASIDE, CheckpointManager, CheckpointWarning
 from ...storage.checkpoint_folder import load_training_state
-from ..config.base import save_config
 from ...storage.disk import reporting_full_disk, require_free
-from ..optim.scaling import resolve_batch, scaled_lr
+from ...util.allocator import keep_freed_memory
+from ..compute import distributed
 from ..compute.precision import PrecisionWarning, resolve_precision
+from ..config.base import save_config
 from ..config.from_data import RecipeWarning, choose_recipe, resumed_settings, schedule_change
-from .resume_check import check_same_run
+from ..optim.scaling import resolve_batch, scaled_lr
+from .checkpoints import SET_ASIDE, CheckpointManager, CheckpointWarning
 from .lock import lock_run_dir
-
+from .resume_check import check_same_run
 
 # what a run's checks warn about: each names its file, flag or value, so one plain line is enough
 RUN_WARNINGS = (DataWarning, RecipeWarning, PrecisionWarning, CheckpointWarning)

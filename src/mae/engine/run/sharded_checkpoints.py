@@ -27,13 +27,13 @@ from torch.distributed.checkpoint import HuggingFaceStorageReader, HuggingFaceSt
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from ...storage.checkpoint_folder import SHARDED_WEIGHTS as SHARDS
-from ...weights.format import model_kind_and_config
-from ..compute import distributed
-from .checkpoints import HEADERS, CheckpointManager
 from ...storage.checkpoint_folder import check_parts, load_training_state, quiet_single_process
 from ...storage.checksums import sha256_file
 from ...storage.disk import disk_full, free_bytes, reporting_full_disk
+from ...weights.format import model_kind_and_config
+from ..compute import distributed
 from ..compute.fsdp import local
+from .checkpoints import HEADERS, CheckpointManager
 
 
 def save(checkpoints: CheckpointManager, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
