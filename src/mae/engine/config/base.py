@@ -15,6 +15,7 @@ number or a list of two; kept as an int when square, else as (height, width)).
 import argparse
 import dataclasses
 import difflib
+import importlib.resources
 import math
 import types
 import typing
@@ -26,7 +27,8 @@ from ...storage.files import write_text_atomic
 
 NONE_WORDS = ("none", "null")
 Size = int | tuple[int, int]  # an image size: a square's side, or (height, width)
-CONFIG_DIR = Path(__file__).resolve().parents[4] / "configs"  # the recipes of a clone: --config NAME
+# the paper recipes and demos, shipped inside the package (configs/ in a clone links here): --config NAME
+CONFIG_DIR = Path(str(importlib.resources.files("mae") / "configs"))
 
 
 def flag(name: str) -> str:
@@ -163,7 +165,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
 
 
 def find_config(name: str | Path, prefix: str | None = None) -> Path:
-    """A YAML file, or a recipe of configs/ by name: `vit_base_800ep` -> configs/pretrain_vit_base_800ep.yaml."""
+    """A YAML file, or a recipe shipped with mae by name: `vit_base_800ep` -> pretrain_vit_base_800ep.yaml."""
     path = Path(name)
     if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
         return path

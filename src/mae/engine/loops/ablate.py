@@ -31,7 +31,7 @@ from ...models.targets import TARGETS
 from ...storage.files import write_text_atomic
 from ...util.text import format_size
 from ...weights.load import load_model
-from ..config.base import config_to_dict, flag, load_config
+from ..config.base import config_to_dict, find_config, flag, load_config
 from ..config.classifier import FinetuneConfig
 from ..config.pretrain import PretrainConfig
 from ..eval.knn import knn_monitor
@@ -62,7 +62,8 @@ def _axis(help_text: str, **extra):
 @dataclass
 class AblateConfig:
     base: str | None = field(default=None, metadata=dict(
-        help="the base setting, a `mae pretrain` YAML file: every run is it with one setting changed "
+        help="the base setting, a `mae pretrain` YAML file or recipe name (e.g. ablate_base): every run is "
+        "it with one setting changed "
         "(its epochs are every run's budget)", metavar="FILE.yaml"))
     data: str | None = field(default=None, metadata=dict(
         help="labelled training images of every run (one subfolder per class, or 'synthetic'); default: "
@@ -130,7 +131,7 @@ def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]
     if config.base is None:
         raise ValueError("--base is needed: a `mae pretrain` YAML file with the base setting "
                          "(e.g. configs/ablate_demo.yaml)")
-    base = load_config(PretrainConfig, config.base)
+    base = load_config(PretrainConfig, find_config(config.base))
     out = Path(config.output_dir)
     overrides = dict(output_dir=str(out / BASE), resume="auto", knn_images=config.knn_images, knn_every_epochs=0)
     for name in ("data", "knn_val_data", "threads"):
