@@ -28,7 +28,7 @@ print(kept, *faults)
 
 def round_faults(**env) -> tuple[str, list[int]]:
     done = subprocess.run([sys.executable, "-c", ROUNDS_SCRIPT], capture_output=True, text=True, check=True,
-                          env={**os.environ, **env})
+                          env={**os.environ, **env}, timeout=120)
     kept, *faults = done.stdout.split()
     return kept, [int(f) for f in faults]
 

@@ -190,7 +190,7 @@ def test_an_fsdp_run_killed_with_sigkill_and_resumed_ends_equal(tmp_path):
         time.sleep(0.01)
     for pid in process_tree(victim.pid):  # torchrun starts each worker in a session of its own
         os.kill(pid, signal.SIGKILL)
-    victim.wait()
+    victim.wait(timeout=60)
     stopped_at = load_training_state(manager.latest())["step"]
     assert stopped_at < 48, "the run ended before it was killed"
     result = run(pretrain_command(out, 4, 2, 2, *extra, "--resume", "auto"))

@@ -125,3 +125,19 @@ def test_the_command_line_and_configs_load_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0", f"importing {NO_TORCH_AT_IMPORT} loads torch"
+
+
+def test_no_test_waits_on_a_child_process_without_a_timeout():
+    """On a loaded machine a hung child must fail its test, not stall the suite."""
+    waits = {"communicate", "wait"}
+    runs = {"run", "check_output", "check_call", "call"}
+    untimed = []
+    for path in sorted(Path(__file__).parent.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name, owner = node.func.attr, ast.unparse(node.func.value)
+            if (name in waits or (name in runs and owner == "subprocess")) and not any(
+                    k.arg == "timeout" for k in node.keywords):
+                untimed.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert not untimed, "waits without a timeout:\n" + "\n".join(untimed)

@@ -50,7 +50,7 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
         time.sleep(0.005)
     time.sleep(extra_delay)
     victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    victim.wait(timeout=60)
     assert victim.returncode == -signal.SIGKILL, f"the run ended before it was killed ({note})"
     stopped_at = load_training_state(manager.latest())["step"]
     assert stopped_at < TOTAL_STEPS, note

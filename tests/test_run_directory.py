@@ -45,7 +45,7 @@ def locked_run_dir(tmp_path):
     assert holder.stdout.readline() == "locked\n"
     yield run, holder
     holder.kill()
-    holder.wait()
+    holder.wait(timeout=60)
 
 
 @pytest.mark.parametrize("train", ["pretrain", "finetune", "linprobe"])
@@ -65,7 +65,7 @@ def test_a_second_run_into_a_live_runs_directory_is_refused_naming_its_pid(locke
 def test_a_killed_run_leaves_no_lock_behind(locked_run_dir, tmp_path, one_thread):
     run, holder = locked_run_dir
     holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    holder.wait(timeout=60)
     assert pretrain(config(tmp_path)).step == 2
     assert pretrain(config(tmp_path, resume="auto", epochs=2)).step == 4  # released when a run ends
 

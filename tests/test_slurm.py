@@ -59,7 +59,8 @@ def test_a_dry_run_prints_a_two_node_launch_that_parses(tmp_path):
 
 
 def test_the_script_needs_a_run_directory(tmp_path):
-    result = subprocess.run(["bash", str(SCRIPT)], env=slurm_env(tmp_path), capture_output=True, text=True)
+    result = subprocess.run(["bash", str(SCRIPT)], env=slurm_env(tmp_path), capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 2 and "usage: sbatch" in result.stderr
 
 

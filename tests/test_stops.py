@@ -38,7 +38,10 @@ def wait_for_steps(out: Path, run: subprocess.Popen, steps: int = 2) -> None:
         if metrics.exists() and metrics.read_text().count("\n") >= steps:
             return
         time.sleep(0.05)
-    raise AssertionError(f"the run did not train: {run.communicate()[1][-2000:]}")
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)  # its own session: the loader workers go with it
+    _, err = run.communicate(timeout=60)
+    raise AssertionError(f"the run did not train: {err[-2000:]}")
 
 
 def children(pid: int) -> list[int]:
@@ -96,7 +99,7 @@ def test_loader_workers_exit_with_a_killed_parent(tmp_path):
     workers = children(run.pid)
     assert len(workers) >= 2
     run.kill()
-    run.wait()
+    run.wait(timeout=60)
     deadline = time.monotonic() + 3  # torch's own watchdog alone would take 5 s or more
     while time.monotonic() < deadline and any(alive(pid) for pid in workers):
         time.sleep(0.05)
