@@ -276,7 +276,7 @@ def test_vs_huggingface_script_reports_both_sides_with_mfu_and_load(tmp_path, mo
     import mae.benchmarking.runner as runner
 
     monkeypatch.setattr(runner, "COMPILED_VARIANTS", ())  # ours-compiled eager here: compiling takes minutes
-    script = Path(__file__).parent.parent / "benchmarks" / "vs_huggingface.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "vs_huggingface.py"
     spec = importlib.util.spec_from_file_location("vs_huggingface", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

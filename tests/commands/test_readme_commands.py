@@ -13,7 +13,7 @@ import pytest
 
 from mae.cli import available_commands, build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PARSER = build_parser(available_commands())
 SUBPARSERS = next(a for a in PARSER._actions if a.dest == "command").choices

@@ -16,7 +16,7 @@ import pytest
 from mae.cli import available_commands, build_parser
 from mae.engine import CheckpointManager
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm" / "pretrain.sbatch"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm" / "pretrain.sbatch"
 TINY_RUN = [
     "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",
     "--depth", "2", "--num-heads", "4", "--decoder-embed-dim", "32", "--decoder-depth", "1",
