@@ -49,7 +49,7 @@ from ..compute import distributed, fsdp
 from ..compute.compile_plan import plan_compile
 from ..compute.precision import autocast, grad_scaler
 from ..config.base import config_to_dict
-from ..config.from_data import warn_low_lr
+from ..config.from_data import warn_low_lr, warn_short_run
 from ..config.pretrain import PretrainConfig
 from ..eval.knn import knn_monitor
 from ..optim.optimizers import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
@@ -152,6 +152,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
     warn_low_lr(config, base_lr, global_batch, total_steps)
+    warn_short_run(config, epoch_steps)
 
     # ---- model, optimizer, and the state to resume from
     def build_model() -> torch.nn.Module:
