@@ -77,12 +77,9 @@ def cpu_slowdown() -> float:
     return (time.perf_counter() - start) / REFERENCE_WORK_S
 
 
-def transformer_blocks(model: torch.nn.Module) -> int:
-    return len(model.blocks) + len(getattr(model, "decoder_blocks", ()))
-
-
 def estimated_cold_compile_s(model: torch.nn.Module, slowdown: float) -> float:
-    return COLD_COMPILE_S_PER_BLOCK * transformer_blocks(model) * slowdown
+    blocks = len(model.blocks) + len(getattr(model, "decoder_blocks", ()))
+    return COLD_COMPILE_S_PER_BLOCK * blocks * slowdown
 
 
 def measured_pass_s(model: torch.nn.Module, batch: int, mask_ratio: float, precision: str,
