@@ -1,6 +1,7 @@
 """The recipe chosen from the data for the settings a user leaves out, and the warning about an lr
 too small to learn with: no default may turn a user's own flag into an error."""
 
+import dataclasses
 import json
 import math
 import re
@@ -9,6 +10,7 @@ import warnings
 import pytest
 
 from mae import cli
+from mae.data import steps_per_epoch
 from mae.engine.config.base import CONFIG_DIR, find_config, load_config
 from mae.engine.config.classifier import FinetuneConfig, LinprobeConfig
 from mae.engine.config.from_data import (
@@ -19,6 +21,7 @@ from mae.engine.config.from_data import (
     resumed_settings,
     schedule_change,
     warn_low_lr,
+    warn_short_run,
 )
 from mae.engine.config.pretrain import PretrainConfig
 from mae.engine.loops.finetune import finetune
@@ -84,6 +87,7 @@ def test_the_chosen_batch_fits_the_data_and_the_lr_can_learn(cls, images, world)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_low_lr(config, lr, global_batch, steps)  # the recipe's own lr is never warned about
+        warn_short_run(config, epoch_steps)  # nor its own schedule
 
 
 def test_a_given_warm_up_longer_than_the_chosen_epochs_raises_the_epochs():
@@ -118,6 +122,7 @@ def test_the_demo_recipes_are_not_warned_about(name, cls):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_low_lr(config, scaled_lr(config.blr, global_batch), global_batch, steps)
+        warn_short_run(config, config.synthetic_size // global_batch)
 
 
 def test_paper_recipes_are_found_by_name():
@@ -163,9 +168,44 @@ def test_defaults_learn_where_the_papers_lr_would_not(tmp_path):
         losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
                   if '"loss"' in line]
         drops[name] = sum(losses[:4]) / 4 - sum(losses[-4:]) / 4
-        assert any(issubclass(w.category, RecipeWarning) for w in caught) == (name == "paper")
+        low_lr = [w for w in caught if issubclass(w.category, RecipeWarning) and "below what" in str(w.message)]
+        assert bool(low_lr) == (name == "paper")
     assert drops["chosen"] > 3 * max(drops["paper"], 1e-3), drops
     assert math.isfinite(drops["chosen"])
+
+
+@pytest.mark.parametrize("cls", [PretrainConfig, FinetuneConfig])
+def test_a_run_whose_warm_up_lasts_to_its_end_is_warned_about(cls):
+    """As `mae finetune --config finetune_demo --epochs 1`: the lr rises to the last step."""
+    with pytest.warns(RecipeWarning, match=re.escape(
+            "--epochs 1 is as long as the warm-up (--warmup-epochs 1): the lr rises for the whole run, to its peak "
+            "at the last step, and never decays; give --epochs above 1 or a shorter --warmup-epochs")):
+        warn_short_run(cls(epochs=1, warmup_epochs=1), 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_short_run(cls(epochs=2, warmup_epochs=1), 1000)
+
+
+def test_a_run_of_under_a_tenth_of_the_automatic_steps_is_warned_about():
+    """The reported case: 20 steps on 42 photos, where the automatic schedule would run 2000."""
+    config, _ = choose_recipe(PretrainConfig(epochs=2), 42)
+    epoch_steps = steps_per_epoch(42, config.batch_size)
+    with pytest.warns(RecipeWarning, match=re.escape(
+            "20 steps (2 epochs of 10) are under 1/10 of the 2000 steps (200 epochs) that the automatic "
+            "schedule chooses for this data at this batch")):
+        warn_short_run(config, epoch_steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_short_run(dataclasses.replace(config, epochs=20), epoch_steps)  # a tenth: enough not to be warned
+
+
+def test_the_short_run_warning_is_one_line_of_the_command(tmp_path, capsys):
+    code = cli.main(["pretrain", *TINY, "--data", "synthetic", "--synthetic-size", "42", "--epochs", "2",
+                     "--threads", "1", "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    (line,) = [line for line in err.splitlines() if "automatic schedule" in line]
+    assert line.startswith("mae pretrain: warning: 20 steps (2 epochs of 10) are under 1/10 of the 2000 steps")
 
 
 def test_on_resume_the_settings_left_out_are_the_runs_own_and_those_given_are_kept():
@@ -184,6 +224,37 @@ def test_a_shorter_schedule_on_resume_is_said_too():
     assert "--epochs 4 -> 2: the warm-up + cosine lr schedule is shortened over 2 epochs (8 steps)" in line
     (line,) = schedule_change(config, {"epochs": 4}, 12, 4, 0.5)
     assert "already 2 epochs; nothing is trained" in line
+
+
+def test_the_schedule_change_is_said_right_wherever_the_run_ends_against_its_warm_up():
+    """The reported case first: --epochs 1 on resume of a run with a 1-epoch warm-up said the lr
+    jumps from 0.000984 to 0.000984 and decays to 0 at step 128, while it only rises."""
+    at_end, after = (schedule_change(PretrainConfig(epochs=epochs, warmup_epochs=1, blr=1.0), {"epochs": 4},
+                                     63, 128, 0.002)[0] for epochs in (1, 8))
+    assert at_end.endswith("not restarted: at step 63 the lr is 0.000984 under both schedules, then rises to its "
+                           "peak 0.002 at step 128, where its 1-epoch warm-up and the run end together: the lr never "
+                           "decays"), at_end
+    assert after.endswith("at step 63 the lr is 0.000984 under both schedules, then rises to its peak 0.002 at "
+                          "step 128 and decays to 0 at step 1024"), after
+    (line,) = schedule_change(PretrainConfig(epochs=8, warmup_epochs=1, blr=1.0), {"epochs": 4}, 300, 128, 0.002)
+    assert "at step 300 the lr jumps from " in line and line.endswith(", then decays to 0 at step 1024")
+
+
+def test_a_resume_that_would_end_inside_the_warm_up_is_refused_and_one_at_its_end_is_warned(tmp_path, capsys):
+    run = ["pretrain", *TINY, "--data", "synthetic", "--synthetic-size", "32", "--threads", "1",
+           "--output-dir", str(tmp_path / "run")]
+    assert cli.main([*run, "--epochs", "4", "--warmup-epochs", "2", "--save-every-steps", "4",
+                     "--keep-last", "8"]) == 0
+    capsys.readouterr()
+    assert cli.main([*run, "--epochs", "1", "--resume", str(tmp_path / "run" / "checkpoints" / "ckpt-000000004")]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs 1 would end the run inside its own warm-up of 2 epochs (from " in err, err
+    assert "resume with --epochs 2 or more" in err
+    assert cli.main([*run, "--epochs", "2", "--resume", str(tmp_path / "run" / "checkpoints" / "ckpt-000000004")]) == 0
+    err = capsys.readouterr().err
+    assert "--epochs 4 -> 2: the warm-up + cosine lr schedule is shortened over 2 epochs (16 steps)" in err, err
+    assert "where its 2-epoch warm-up and the run end together: the lr never decays" in err
+    assert "mae pretrain: warning: --epochs 2 is as long as the warm-up (--warmup-epochs 2)" in err
 
 
 def test_a_resume_that_raises_epochs_keeps_the_chosen_recipe_and_says_the_lr_jumps(tmp_path, capsys):

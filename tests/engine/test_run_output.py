@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import tqdm
 from PIL import Image
 
 from mae.data import SyntheticShapes
@@ -13,6 +14,7 @@ from mae.engine.config.classifier import LinprobeConfig
 from mae.engine.config.pretrain import PretrainConfig
 from mae.engine.loops.linprobe import linprobe
 from mae.engine.loops.pretrain import pretrain
+from mae.engine.run import metrics
 from mae.engine.run.metrics import MetricsLogger, Progress
 from mae.util.text import format_count, plural
 
@@ -53,6 +55,43 @@ def test_progress_on_a_terminal_without_a_width_prints_plain_lines():
     progress.report({"loss": 0.5})
     progress.close()
     assert "pretrain step 5/10 | loss 0.5" in stream.getvalue()
+
+
+class FakeClock:
+    """Both clocks a Progress reads (its own and tqdm's), moved by hand."""
+
+    def __init__(self, monkeypatch):
+        self.now = 1000.0
+        monkeypatch.setattr(metrics.time, "perf_counter", lambda: self.now)
+        monkeypatch.setattr(tqdm.std, "time", lambda: self.now)
+        monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
+
+    def steps(self, progress: Progress, count: int, seconds: float) -> None:
+        for _ in range(count):
+            self.now += seconds
+            progress.update()
+
+
+def test_the_eta_leaves_out_the_first_step_that_compiles(monkeypatch):
+    """The reported case: a 10-minute compile in step 1 made a 75-minute run read `eta 16h28m`."""
+    clock = FakeClock(monkeypatch)
+    stream = ZeroWidthTerminal()
+    progress = Progress(1000, stream=stream, desc="pretrain")
+    clock.steps(progress, 1, 600.0)
+    clock.steps(progress, 15, 1.0)
+    progress.report({"loss": 0.5})
+    assert stream.getvalue().endswith("pretrain step 16/1000 | loss 0.5 | eta 16m24s\n")
+
+
+def test_the_bar_starts_its_clock_after_the_first_step(monkeypatch):
+    clock = FakeClock(monkeypatch)
+    monkeypatch.setattr(metrics, "terminal_columns", lambda stream: 80)
+    progress = Progress(1000, initial=100, stream=io.StringIO(), desc="pretrain")
+    clock.steps(progress, 1, 600.0)
+    clock.steps(progress, 15, 1.0)
+    shown = str(progress.bar)
+    progress.close()
+    assert "116/1000 [00:15<14:44" in shown, shown
 
 
 def test_without_tensorboard_the_hint_names_the_package_that_works(tmp_path, monkeypatch):

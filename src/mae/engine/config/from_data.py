@@ -22,7 +22,9 @@ On resume nothing is chosen anew: each setting left out is the run's own, from i
 (`resumed_settings`), so a resume that raises --epochs keeps the run's batch, warm-up and lr;
 `schedule_change` says what the new length does to the schedule.
 
-`warn_low_lr` says when an lr given is 10x or more below the one this rule gives.
+`warn_low_lr` says when an lr given is 10x or more below the one this rule gives;
+`warn_short_run`, when a run's warm-up lasts to its end, or a run has under a tenth of the
+steps the automatic schedule chooses.
 """
 
 import dataclasses
@@ -30,6 +32,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+from ...util.text import plural
 from ..optim.scaling import resolve_batch, scaled_lr
 from ..optim.schedules import warmup_cosine
 from .classifier import FinetuneConfig, LinprobeConfig
@@ -38,6 +41,7 @@ from .pretrain import PretrainConfig
 MIN_EPOCH_STEPS = 8
 TARGET_MOVEMENT = 1.0  # how far (lr x steps / 2, x trust for LARS) a run that learns moves a weight
 TOO_LOW = 10  # warn about an lr this many times below the one the run trains with
+TOO_SHORT = 10  # warn about a run of this many times fewer steps than the automatic schedule's
 MIXUP_IMAGES_PER_CLASS = 1000
 LARS_TRUST = 1e-3  # LARS's trust coefficient (mae.engine.optim.lars)
 RECIPE_FIELDS = ("epochs", "warmup_epochs", "batch_size", "blr", "lr", "mixup", "cutmix")  # None: left out
@@ -92,6 +96,15 @@ def _power_of_two_at_most(n: float) -> int:
     return 2 ** int(math.log2(n)) if n >= 1 else 1
 
 
+def automatic_epochs(paper: PaperRecipe, epoch_steps: int) -> tuple[int, str]:
+    """(the epochs the recipe chooses for this many steps per epoch, why): about
+    `paper.target_steps` steps, at most the paper's epochs."""
+    wanted = math.ceil(paper.target_steps / epoch_steps)
+    if wanted > paper.epochs:
+        return paper.epochs, f"the paper's {paper.epochs}"
+    return wanted, f"about {paper.target_steps} steps"
+
+
 def _batch_size(config, paper: PaperRecipe, num_images: int, world_size: int) -> tuple[int, str]:
     if config.effective_batch is not None:  # the largest batch <= the paper's that divides it
         per_process = max(1, config.effective_batch // world_size)
@@ -117,10 +130,9 @@ def choose_recipe(config, num_images: int, world_size: int = 1, num_classes: int
     epoch_steps = max(1, num_images // global_batch)
     epochs = config.epochs
     if epochs is None:
-        wanted = math.ceil(paper.target_steps / epoch_steps)
-        epochs = max(1, min(paper.epochs, wanted), math.ceil(config.warmup_epochs or 0))
+        automatic, limit = automatic_epochs(paper, epoch_steps)
+        epochs = max(automatic, math.ceil(config.warmup_epochs or 0))
         chosen["epochs"] = epochs
-        limit = f"the paper's {paper.epochs}" if wanted > paper.epochs else f"about {paper.target_steps} steps"
         why.append(f"epochs {epochs}: {epoch_steps} steps per epoch, {limit}")
     if config.warmup_epochs is None:
         share = paper.warmup_epochs / paper.epochs
@@ -161,6 +173,10 @@ def resumed_settings(config, saved: dict, checkpoint) -> tuple:
              if hasattr(config, name) and getattr(config, name) is None and saved.get(name) is not None}
     if not taken:
         return config, []
+    warmup = taken.get("warmup_epochs")
+    if warmup is not None and config.epochs is not None and config.epochs < warmup:
+        raise ValueError(f"--epochs {config.epochs} would end the run inside its own warm-up of {warmup:g} epochs "
+                         f"(from {checkpoint}); resume with --epochs {math.ceil(warmup)} or more")
     shown = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in taken.items())
     return dataclasses.replace(config, **taken), [f"resuming: the run's own settings from {checkpoint}, "
                                                   f"as none is given: {shown}"]
@@ -179,11 +195,24 @@ def schedule_change(config, saved: dict, step: int, epoch_steps: int, base_lr: f
     def lr_at(epochs):
         return warmup_cosine(step / epoch_steps, base_lr, config.min_lr, config.warmup_epochs, epochs)
 
+    before, after = lr_at(old), lr_at(config.epochs)
+    if before == after:  # inside the warm-up, which both share
+        now = f"at step {step} the lr is {after:.3g} under both schedules"
+    else:
+        now = f"at step {step} the lr jumps from {before:.3g} (the old schedule's) to {after:.3g}"
+    warmup = config.warmup_epochs  # at most the epochs (validate)
+    peak_step = math.ceil(warmup * epoch_steps - 1e-9)  # the first step at the peak; 1e-9: float noise
+    if config.epochs == warmup:
+        then = (f"then rises to its peak {base_lr:.3g} at step {total}, where its {warmup:g}-epoch warm-up and the "
+                "run end together: the lr never decays")
+    elif step / epoch_steps < warmup:
+        then = (f"then rises to its peak {base_lr:.3g} at step {peak_step} and decays to {config.min_lr:g} "
+                f"at step {total}")
+    else:
+        then = f"then decays to {config.min_lr:g} at step {total}"
     how = "stretched" if config.epochs > old else "shortened"
     return [f"--epochs {old} -> {config.epochs}: the warm-up + cosine lr schedule is {how} over "
-            f"{config.epochs} epochs ({total} steps), not restarted: at step {step} the lr jumps from "
-            f"{lr_at(old):.3g} (the old schedule's) to {lr_at(config.epochs):.3g}, then decays to "
-            f"{config.min_lr:g} at step {total}"]
+            f"{config.epochs} epochs ({total} steps), not restarted: {now}, {then}"]
 
 
 def warn_low_lr(config, lr: float, global_batch: int, total_steps: int) -> None:
@@ -198,3 +227,21 @@ def warn_low_lr(config, lr: float, global_batch: int, total_steps: int) -> None:
         f"steps train with: it moves a weight by about {movement(lr, total_steps, paper.trust):.2g} in total "
         f"({rule}), and runs that learn move it by {TARGET_MOVEMENT:g} or more. Try --lr {better:.3g}, or "
         "leave out --blr and --lr for the recipe chosen from the data"), stacklevel=2)
+
+
+def warn_short_run(config, epoch_steps: int) -> None:
+    """RecipeWarnings for a run too short to learn: one whose warm-up lasts to its end (the lr only
+    rises), one with under 1 / TOO_SHORT of the automatic schedule's steps."""
+    epochs, warmup = config.epochs, config.warmup_epochs  # warmup <= epochs (validate)
+    if epochs == warmup:
+        warnings.warn(RecipeWarning(
+            f"--epochs {epochs} is as long as the warm-up (--warmup-epochs {warmup:g}): the lr rises for the whole "
+            f"run, to its peak at the last step, and never decays; give --epochs above {warmup:g} or a shorter "
+            "--warmup-epochs"), stacklevel=2)
+    automatic, _ = automatic_epochs(paper_recipe(config), epoch_steps)
+    total, automatic_total = epochs * epoch_steps, automatic * epoch_steps
+    if total * TOO_SHORT < automatic_total:
+        warnings.warn(RecipeWarning(
+            f"{total} steps ({plural(epochs, 'epoch')} of {epoch_steps}) are under 1/{TOO_SHORT} of the "
+            f"{automatic_total} steps ({plural(automatic, 'epoch')}) that the automatic schedule chooses for this "
+            "data at this batch: too few to learn much; leave out --epochs for it"), stacklevel=2)

@@ -53,7 +53,7 @@ from ..compute import distributed
 from ..compute.precision import autocast, grad_scaler
 from ..config.base import config_to_dict
 from ..config.classifier import DownstreamConfig
-from ..config.from_data import warn_low_lr
+from ..config.from_data import warn_low_lr, warn_short_run
 from ..optim.optimizers import optimizer_step
 from ..optim.schedules import set_lr, warmup_cosine
 from ..run.lock import unlock_run_dir
@@ -248,6 +248,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     epoch_steps = steps_per_epoch(len(train_source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
     warn_low_lr(config, base_lr, global_batch, total_steps)
+    warn_short_run(config, epoch_steps)
 
     optimizer = recipe.optimizer(config, raw_model, base_lr)
     scaler = grad_scaler(precision, device)

@@ -49,7 +49,7 @@ from ..compute import distributed, fsdp
 from ..compute.compile_plan import plan_compile
 from ..compute.precision import autocast, grad_scaler
 from ..config.base import config_to_dict
-from ..config.from_data import warn_low_lr
+from ..config.from_data import warn_low_lr, warn_short_run
 from ..config.pretrain import PretrainConfig
 from ..eval.knn import knn_monitor
 from ..optim.optimizers import adamw, optimizer_step, param_groups
@@ -153,6 +153,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
     total_steps = epoch_steps * config.epochs
     warn_low_lr(config, base_lr, global_batch, total_steps)
+    warn_short_run(config, epoch_steps)
 
     # ---- model, optimizer, and the state to resume from
     def build_model() -> torch.nn.Module:
@@ -179,8 +180,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
             scaler.load_state_dict(state["scaler"])
         step, epoch_loss = state["step"], list(state["epoch_loss"])
 
-    compile_model, compile_why = plan_compile(config, raw_model, (total_steps - step) * accum, precision, device, env)
-    model = torch.compile(raw_model) if compile_model else raw_model
+    compiling = plan_compile(config, raw_model, (total_steps - step) * accum, precision, device, env)
+    model = torch.compile(raw_model) if compiling.on else raw_model
     model = model if config.fsdp else distributed.wrap(model, env)
     normalize = Normalize(*default_mean_std(config.in_chans)).to(device)
     batches = TrainBatches(len(source), config.batch_size, config.epochs, config.seed,
@@ -199,10 +200,12 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         progress.write(line)
     progress.write(f"model: {config.model} at {format_size(config.img_size)}, {format_count(params)} trainable "
                    f"parameters; {summary}")
-    progress.write(f"compile: {compile_why}")
+    progress.write(f"compile: {compiling.why}")
     if resume_from is not None:
         done = " (the run is already complete; only the pictures are redrawn)" if step >= total_steps else ""
         progress.write(f"resuming from {resume_from} (step {step}){done}")
+    if compiling.on and step < total_steps:
+        progress.write(compiling.notice())
 
     window: list[torch.Tensor] = []  # per-step losses on the device, not yet read
     last_loss, saved_step = None, None

@@ -103,18 +103,27 @@ def terminal_columns(stream) -> int:
 
 class Progress:
     """A tqdm bar on a terminal; plain log lines (with ETA) when output goes to a file or to a
-    terminal that reports no width."""
+    terminal that reports no width.
 
-    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train", stream=None):
+    The rate behind the ETA counts the steps after the first `warmup_steps` only: those also
+    compile the model (minutes on a CPU) or warm up its kernels, and counted in they would make
+    the time left look many times longer. The bar is started anew at that point, so that tqdm's
+    own rate and elapsed time count from there too.
+    """
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train", stream=None,
+                 warmup_steps: int = 1):
         self.stream = stream or sys.stderr
-        self.total, self.initial, self.enabled, self.desc = total, initial, enabled, desc
-        self.start = time.perf_counter()
-        interactive = enabled and terminal_columns(self.stream) > 0
-        self.bar = (
-            tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, file=self.stream)
-            if interactive else None
-        )
+        self.total, self.enabled, self.desc = total, enabled, desc
         self.done = initial
+        self.warmup_end = initial + warmup_steps
+        self.clock: tuple[float, int] | None = None  # (time, steps done) when the warm-up ended
+        interactive = enabled and terminal_columns(self.stream) > 0
+        self.bar = self._new_bar(leave=False) if interactive else None  # replaced after the warm-up
+
+    def _new_bar(self, leave: bool = True, postfix=None) -> tqdm:
+        return tqdm(total=self.total, initial=self.done, desc=self.desc, unit="step", dynamic_ncols=True,
+                    file=self.stream, leave=leave, postfix=postfix)
 
     def set_total(self, total: int) -> None:
         """The step count, for work whose size is known only once it starts."""
@@ -127,6 +136,20 @@ class Progress:
         self.done += steps
         if self.bar is not None:
             self.bar.update(steps)
+        if self.clock is None and self.done >= self.warmup_end:
+            self.clock = (time.perf_counter(), self.done)
+            if self.bar is not None:
+                postfix = self.bar.postfix
+                self.bar.close()
+                self.bar = self._new_bar(postfix=postfix)
+
+    def _steps_per_s(self) -> float:
+        """Steps per second since the warm-up; 0 before any step after it."""
+        if self.clock is None:
+            return 0.0
+        since, done = self.clock
+        elapsed = time.perf_counter() - since
+        return (self.done - done) / elapsed if elapsed > 0 else 0.0
 
     def report(self, values: dict) -> None:
         """Show the latest values: as the bar's postfix, or as one log line."""
@@ -136,8 +159,7 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix(shown, refresh=False)
             return
-        elapsed = time.perf_counter() - self.start
-        rate = (self.done - self.initial) / elapsed if elapsed > 0 else 0.0
+        rate = self._steps_per_s()
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         fields = " | ".join(f"{k} {v}" for k, v in shown.items())
         self.write(f"{self.desc} step {self.done}/{self.total} | {fields} | eta {format_duration(eta)}")
