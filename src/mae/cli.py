@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # with the command's usage, not the top-level one
         subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    args._argv = argv  # the command line, for advice to run it again
     try:
         return args._run(args) or 0
     except (ValueError, FileNotFoundError) as err:

@@ -32,4 +32,4 @@ def _summary(table: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_training("ablate", AblateConfig, ablate, args, _summary)
+    return run_training("ablate", AblateConfig, ablate, args, _summary, rerun_resumes=True)

@@ -44,7 +44,7 @@ from ..run.resume_check import data_identity
 from ..run.lock import unlock_run_dir
 from ..run.plan import TrainingDiverged, plan_run, read_losses, warn_on_main_only
 from ...util.seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
-from ..run.stops import StopOnSignal, TrainingStopped
+from ..run.stops import StopOnSignal
 
 
 @dataclass
@@ -302,8 +302,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
             if step < total_steps and stop.agreed(env, step, config.log_every):
                 if saved_step != step:
                     save_checkpoint()
-                raise TrainingStopped(stop.stopped_message("pretrain", step, total_steps, checkpoints.latest(),
-                                                           run_dir), stop.signum)
+                raise stop.stopped("pretrain", step, total_steps, checkpoints.latest(), run_dir)
         write_pictures("reconstruction.png")
     finally:
         stop.restore()
