@@ -138,6 +138,15 @@ def test_a_run_directory_of_other_settings_is_refused(tmp_path, base, one_thread
         ablate(grid(tmp_path, yaml_base(tmp_path, blr=2e-2), mask_ratios=(0.75,)))
 
 
+def test_a_grid_whose_base_leaves_settings_to_the_recipe_runs_again(tmp_path, one_thread):
+    base = tmp_path / "chosen.yaml"
+    base.write_text(yaml.safe_dump({k: v for k, v in BASE.items() if k != "blr"}))  # chosen at the run's start
+    config = grid(tmp_path, base, mask_ratios=(0.75,))
+    first = ablate(config)
+    assert yaml.safe_load((tmp_path / "out" / "base" / "config.yaml").read_text())["blr"] is not None
+    assert ablate(config)["rows"] == first["rows"]
+
+
 def test_cli_reads_lists_from_flags_and_yaml(tmp_path, base, capsys):
     config_file = tmp_path / "ablate.yaml"
     config_file.write_text(yaml.safe_dump(dict(base=str(base), mask_types=["random", "block"])))

@@ -156,9 +156,13 @@ def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]
 
 
 def _check_run_directory(run: Run) -> None:
-    """A run directory left by another grid is not silently mixed into this table."""
+    """A run directory left by another grid is not silently mixed into this table. The run saved
+    its settings as chosen at its start: only those this grid gives are compared."""
     saved = Path(run.config.output_dir) / "config.yaml"
-    if saved.is_file() and load_config(PretrainConfig, saved) != run.config:
+    if not saved.is_file():
+        return
+    old = load_config(PretrainConfig, saved)
+    if any(getattr(run.config, f.name) not in (None, getattr(old, f.name)) for f in dataclasses.fields(old)):
         raise ValueError(f"{saved.parent} holds a run of other settings than this grid's {run.name!r}; "
                          "remove it or choose another --output-dir")
 
