@@ -1,4 +1,6 @@
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -100,6 +102,26 @@ def test_an_interrupted_grid_resumes_run_by_run(tmp_path, base, monkeypatch, one
     assert table["rows"][0] == first["rows"][0]  # the finished run is read back, not run again
     ablate(config)
     assert len(calls) == 3
+
+
+def test_after_each_run_the_grid_says_runs_done_and_left_and_the_time_to_go(tmp_path, base, monkeypatch, capsys):
+    clock = {"now": 0.0}
+
+    def run_for_a_minute(run):  # on a fake clock; a run finished before is read back at once
+        if not (Path(run.config.output_dir) / "probe.json").is_file():
+            clock["now"] += 60
+        return dict(knn_top1=50.0, knn_top5=90.0, final_epoch_loss=1.0, steps=2, seconds=60)
+
+    monkeypatch.setattr(ablate_module, "_run_and_probe", run_for_a_minute)
+    monkeypatch.setattr(ablate_module, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(ablate_module, "_reference", lambda base, out: dict(knn_top1=10.0, knn_top5=50.0))
+    (tmp_path / "out" / "base").mkdir(parents=True)
+    (tmp_path / "out" / "base" / "probe.json").write_text("{}")  # finished by an earlier call
+    ablate(grid(tmp_path, base, mask_ratios=(0.5, 0.75), decoder_depths=(2,)))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "runs done" in line]
+    assert lines == ["mae ablate: 1/3 runs done, 2 left",  # nothing trained yet: no pace to go by
+                     "mae ablate: 2/3 runs done, 1 left, about 1m00s to go",
+                     "mae ablate: 3/3 runs done, 0 left"]
 
 
 def test_settings_are_checked_before_anything_runs(tmp_path, base):

@@ -35,7 +35,7 @@ from ..config.classifier import FinetuneConfig
 from .finetune import finetune
 from ...storage.files import write_text_atomic
 from ..eval.knn import knn_monitor
-from ..run.metrics import read_metrics
+from ..run.metrics import format_duration, read_metrics
 from .pretrain import make_knn_loaders, pretrain
 from ..config.pretrain import PretrainConfig
 
@@ -225,14 +225,28 @@ def ablate(config: AblateConfig) -> dict:
         torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
     results: dict[str, dict] = {}
+    trained: list[float] = []  # wall seconds of each run trained by this call (not read back)
     for run in runs:
         print(f"mae ablate: run {len(results) + 1}/{len(runs)}: {run.name}", flush=True)
+        finished = (Path(run.config.output_dir) / "probe.json").is_file()
+        start = time.perf_counter()
         results[run.name] = _run_and_probe(run)
+        if not finished:
+            trained.append(time.perf_counter() - start)
         _write(_table(config, base, rows, results), out)
+        print(progress(len(results), len(runs), trained), flush=True)
     print(f"mae ablate: the base architecture with random weights ({REFERENCE})", flush=True)
     table = dict(_table(config, base, rows, results), reference=_reference(runs[0], out))
     _write(table, out)
     return table
+
+
+def progress(done: int, total: int, trained: list[float]) -> str:
+    """Runs done and left, and the time left at the mean wall time of the runs trained so far."""
+    line = f"mae ablate: {done}/{total} runs done, {total - done} left"
+    if trained and done < total:
+        line += f", about {format_duration(sum(trained) / len(trained) * (total - done))} to go"
+    return line
 
 
 def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> dict:
