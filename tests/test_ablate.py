@@ -63,7 +63,7 @@ def test_a_fine_tuning_probe_adds_a_column_and_a_line_to_the_plot(tmp_path, base
         assert saved["checkpoint"] == str(tmp_path / "out" / r["run"])
     text = (tmp_path / "out" / "ablation.md").read_text()
     assert "| mask_ratio | k-NN top-1 (%) | k-NN top-5 (%) | fine-tune top-1 (%) | loss |" in text
-    assert "fine-tuning 1 epochs" in table["probe"]
+    assert "fine-tuning 1 epoch" in table["probe"] and "Every run: 1 epoch, seed" in text
     assert 0 <= table["reference"]["finetune_top1"] <= 100 and "fine-tune top-1" in text.split("###")[0]
     saved = yaml.safe_load((tmp_path / "out" / "random-init" / "finetune" / "config.yaml").read_text())
     assert saved["random_init"] is True and saved["epochs"] == 1

@@ -28,7 +28,7 @@ from ...data.augmentations import AUGMENTATIONS
 from ...models.masking import MASK_TYPES
 from ...models import create_model
 from ...models.targets import TARGETS
-from ...util.text import format_size
+from ...util.text import format_size, plural
 from ...weights.load import load_model
 from ..config.base import config_to_dict, flag, load_config
 from ..config.classifier import FinetuneConfig
@@ -254,7 +254,7 @@ def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> d
         "base": config.base,
         "settings": {k: v for k, v in config_to_dict(base).items() if k not in ("output_dir", "resume")},
         "probe": f"weighted k-NN (k=20, T=0.07) of the cls token, {base.knn_images} training images"
-                 + (f"; fine-tuning {config.finetune_epochs} epochs" if config.finetune_epochs else ""),
+                 + (f"; fine-tuning {plural(config.finetune_epochs, 'epoch')}" if config.finetune_epochs else ""),
         "rows": [dict(axis=axis, setting=AXES[axis][0], value=value, run=name, base=name == BASE,
                       **results.get(name, {})) for axis, value, name in rows],
     }
@@ -270,7 +270,7 @@ def markdown(table: dict) -> str:
         f"Base `{table['base']}`: {arch}; mask ratio {s['mask_ratio']}, {s['mask_type']} masks, mask tokens in "
         f"the {'encoder' if s['encoder_mask_tokens'] else 'decoder'}, target "
         f"{'norm_pix' if s['norm_pix_loss'] else s['target']}. Data: {s['data'] or 'synthetic'}. "
-        f"Every run: {s['epochs']} epochs, seed {s['seed']}. Probe: {table['probe']}.", "",
+        f"Every run: {plural(s['epochs'], 'epoch')}, seed {s['seed']}. Probe: {table['probe']}.", "",
         "Loss: the last epoch's mean training loss (not comparable across targets).", "",
     ]
     if "reference" in table:
@@ -321,7 +321,7 @@ def plot(table: dict, path: Path) -> Path | None:
                 ax.axhline(table["reference"][key], ls="--", color=line.get_color(), label=f"{label}, random init")
     ax.set_xlabel("masking ratio (%)")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{table['settings']['epochs']} epochs per run", fontsize=9)
+    ax.set_title(f"{plural(table['settings']['epochs'], 'epoch')} per run", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -25,7 +25,7 @@ from ...data.loader import warn_split_folders
 from ...models.masking import shape_noise
 from ...models import create_model
 from ...util.sizes import to_2tuple
-from ...util.text import format_count, format_size
+from ...util.text import format_count, format_size, plural
 from ...viz import reconstruct, save_curves, save_reconstruction_png
 from ...weights.load import load_weights
 from ..compute import distributed, fsdp
@@ -234,7 +234,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         rec = reconstruct(whole, imgs, config.mask_ratio, noise.to(device), mean, std, config.mask_type)
         arch = raw_model.config
         title = (f"ViT width {arch['embed_dim']}, depth {arch['depth']}, patch {arch['patch_size']}, "
-                 f"{format_size(config.img_size)}: after {step} steps ({step / epoch_steps:.3g} epochs)")
+                 f"{format_size(config.img_size)}: after {plural(step, 'step')} "
+                 f"({plural(step / epoch_steps, 'epoch')})")
         save_reconstruction_png(rec, run_dir / name, title)
         logger.image("reconstruction", rec.grid(), step)
         records = [r for r in read_metrics(run_dir) if "loss" in r]
