@@ -9,7 +9,7 @@ from ..util.allocator import keep_freed_memory
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
-from ..engine.config.base import parse_size
+from ..engine.config.base import SizeArgument, parse_size
 from ..engine.run.metrics import Progress
 from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
@@ -21,7 +21,7 @@ HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally be
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="mae_vit_base_patch16", metavar="NAME",
                         help=f"named model: {', '.join(model_names())}")
-    parser.add_argument("--img-size", nargs="+", default=[224], metavar=("SIZE", "WIDTH"),
+    parser.add_argument("--img-size", action=SizeArgument, default=[224],
                         help="input resolution in pixels: one number (a square) or two (height width) (default: 224)")
     parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=32, help="images per step")
     parser.add_argument("--mask-ratio", type=float, default=0.75, help="fraction of patches removed")

@@ -68,6 +68,19 @@ def parse_size(value, where: str) -> Size:
     return height if height == width else (height, width)
 
 
+class SizeArgument(argparse.Action):
+    """A Size flag: argparse's nargs="+" with a third value refused; --help shows `SIZE [WIDTH]`."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs="+", metavar=("SIZE", "WIDTH"), **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) > 2:
+            raise argparse.ArgumentError(self, "takes one number (a square) or two (height width), got "
+                                               f"{len(values)}: {' '.join(values)}")
+        setattr(namespace, self.dest, values)
+
+
 def coerce(cls, name: str, value, source: str):
     """A value from YAML or the command line -> the field's type, or a ValueError naming it."""
     base, optional = _field_type(cls, name)
@@ -147,7 +160,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif base == Size:
-            kwargs.update(nargs="+", metavar=("SIZE", "WIDTH"))
+            kwargs["action"] = SizeArgument
         elif typing.get_origin(base) is tuple and typing.get_args(base)[1:] == (Ellipsis,):
             kwargs.update(nargs="*", metavar=field.metadata.get("metavar", field.name.upper().rstrip("S")))
         elif typing.get_origin(base) is tuple:
