@@ -15,10 +15,18 @@ from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
 from ..util.text import format_size
 
-HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face."
+HELP = "measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face"
+
+EPILOG = """\
+examples:
+  mae bench --model mae_vit_base_patch16 --batch-size 8 --precision bf16 --compare hf --compare mask-token
+  mae bench --model mae_vit_large_patch16 --device cuda --batch-size 256 --precision bf16 --compile \\
+      --compare hf --out bench.json                               # also bench.md, a Markdown table
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("--model", default="mae_vit_base_patch16", metavar="NAME",
                         help=f"named model: {', '.join(model_names())}")
     parser.add_argument("--img-size", action=SizeArgument, default=[224],

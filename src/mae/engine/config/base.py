@@ -39,7 +39,8 @@ def optional(help_text: str, **extra):
 
 
 def setting(default, help_text: str, **extra):
-    """A setting with its default and its --help text (and e.g. choices=...)."""
+    """A setting with its default and its --help text (and e.g. choices=..., or default_from=... where
+    the default depends on the machine: how it is chosen)."""
     return dataclasses.field(default=default, metadata=dict(help=help_text, **extra))
 
 
@@ -155,7 +156,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         shown = list(default) if isinstance(default, tuple) else default
         help_text = field.metadata.get("help", "")
         if default is not None:  # a None default is explained by the help text itself
-            help_text += f" (default: {shown})"
+            chosen = field.metadata.get("default_from")
+            help_text += f" (default: {shown} on this machine: {chosen})" if chosen else f" (default: {shown})"
         kwargs = dict(dest=field.name, default=argparse.SUPPRESS, help=help_text)
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
