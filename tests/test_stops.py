@@ -15,14 +15,12 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from helpers import TINY
 from mae.cli import main
-from mae.engine import PretrainConfig
-from mae.engine import pretrain
+from mae.engine import PretrainConfig, pretrain
 from mae.engine.run.checkpoints import CheckpointManager
 from mae.storage.checkpoint_folder import load_training_state
 from mae.storage.disk import DiskFull
-
-from helpers import TINY
 
 ARGS = ["--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "8", "--embed-dim", "64",
         "--depth", "2", "--num-heads", "4", "--decoder-embed-dim", "32", "--decoder-depth", "1",

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from .data.preprocess import check_image_path, load_images
-from .models.masking import MASK_TYPES, check_mask_ratio
 from .models.mae import MaskedAutoencoder
+from .models.masking import MASK_TYPES, check_mask_ratio
 from .weights.load import load_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

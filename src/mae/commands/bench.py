@@ -5,7 +5,6 @@ import shlex
 
 import torch
 
-from ..util.allocator import keep_freed_memory
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
@@ -13,6 +12,7 @@ from ..engine.config.base import SizeArgument, parse_size
 from ..engine.run.metrics import Progress
 from ..models.linear import MATMUL_BACKENDS, matmul_backend, set_matmul_backend
 from ..models.zoo import model_names
+from ..util.allocator import keep_freed_memory
 from ..util.text import format_size
 
 HELP = "measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face"

@@ -8,8 +8,8 @@ loaded strictly first, so a conversion never writes weights that do not form a m
 import argparse
 
 from ..engine.config.base import SizeArgument, parse_size
-from ..weights.layouts import DECODER_PREFIXES
 from ..weights.export import EXPORT_LAYOUTS, export_model
+from ..weights.layouts import DECODER_PREFIXES
 from ..weights.load import load_model_with_guesses
 
 HELP = "convert weights between ours, official MAE, Hugging Face, timm, mmpretrain and mmsegmentation layouts"

@@ -12,10 +12,10 @@ import warnings
 from collections.abc import Callable
 
 from ..engine.config.base import add_config_arguments, config_from_args
-from ..storage.disk import FULL_ERRNOS, DiskFull
 from ..engine.run.metrics import format_duration
 from ..engine.run.plan import RUN_WARNINGS, TrainingDiverged
 from ..engine.run.stops import TrainingStopped
+from ..storage.disk import FULL_ERRNOS, DiskFull
 
 
 def is_main_process() -> bool:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...models.linear import MATMUL_BACKENDS
+from ...util.seeding import check_seed
 from ...util.sizes import to_2tuple
 from ...util.threads import default_workers
 from .base import Size, flag, optional, require, setting
 from .pretrain import PRECISIONS, RESUME_HELP
-from ...util.seeding import check_seed
 
 POOLS = ("avg", "token")
 RESUMABLE = (

@@ -5,15 +5,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...data.augmentations import AUGMENTATIONS
-from ...models.masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ...models.linear import MATMUL_BACKENDS
-from ...util.sizes import to_2tuple
-from ...models.zoo import CONFIGS, model_names
+from ...models.masking import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ...models.targets import model_target
+from ...models.zoo import CONFIGS, model_names
+from ...util.seeding import check_seed
+from ...util.sizes import to_2tuple
 from ...util.text import format_size
 from ...util.threads import default_workers
 from .base import Size, flag, optional, require, setting
-from ...util.seeding import check_seed
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECODE_ON = ("cpu", "device")
@@ -207,7 +207,8 @@ class PretrainConfig:
         if self.decode_on == "device" and self.augmentation != "rrc":
             raise ValueError(f"--decode-on device crops with the random resized crop only (--augmentation rrc), "
                              f"not --augmentation {self.augmentation}; use --decode-on cpu for it")
-        require(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale", "must satisfy 0 < min <= max <= 1")
+        require(self, 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
+                "must satisfy 0 < min <= max <= 1")
         require(self, self.resume is None or self.resume.strip() != "", "resume", "must be 'auto' or a path")
         check_seed(self.seed)
 

@@ -8,10 +8,10 @@ evaluation by sliding 512-pixel windows with stride 341.
 
 from dataclasses import dataclass
 
+from ...util.seeding import check_seed
 from ...util.threads import default_workers
 from .base import optional, require, setting
 from .pretrain import PRECISIONS
-from ...util.seeding import check_seed
 
 SEG_HEADS = ("linear", "upernet")
 

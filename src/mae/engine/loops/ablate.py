@@ -25,19 +25,19 @@ import torch
 
 from ...data import Normalize, build_source, default_mean_std, rendered_side
 from ...data.augmentations import AUGMENTATIONS
-from ...models.masking import MASK_TYPES
 from ...models import create_model
+from ...models.masking import MASK_TYPES
 from ...models.targets import TARGETS
+from ...storage.files import write_text_atomic
 from ...util.text import format_size, plural
 from ...weights.load import load_model
 from ..config.base import config_to_dict, flag, load_config
 from ..config.classifier import FinetuneConfig
-from .finetune import finetune
-from ...storage.files import write_text_atomic
+from ..config.pretrain import PretrainConfig
 from ..eval.knn import knn_monitor
 from ..run.metrics import format_duration, read_metrics
+from .finetune import finetune
 from .pretrain import make_knn_loaders, pretrain
-from ..config.pretrain import PretrainConfig
 
 # the list of values of each axis -> (the pretraining setting it varies, its Table 1 title)
 AXES = {

@@ -23,26 +23,42 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ...data import SHAPES, SYNTHETIC, EvalBatches, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop, SyntheticShapes, TrainBatches, build_source, default_mean_std, make_loader, rendered_side, steps_per_epoch
+from ...data import (
+    SHAPES,
+    SYNTHETIC,
+    EvalBatches,
+    ImageSource,
+    KeyedImages,
+    Normalize,
+    RandomResizedCrop,
+    ResizeCenterCrop,
+    SyntheticShapes,
+    TrainBatches,
+    build_source,
+    default_mean_std,
+    make_loader,
+    rendered_side,
+    steps_per_epoch,
+)
 from ...data.class_subsets import ClassSubset, check_same_classes
 from ...models.vit import VisionTransformer
+from ...storage.checkpoint_folder import load_model_state
+from ...util.seeding import generator, seed_global_rng
 from ...util.sizes import to_2tuple
 from ...util.text import format_count
 from ...viz import save_curves
-from ...weights.load import constructor_kwargs, load_encoder, load_model
 from ...weights.format import save_model
+from ...weights.load import constructor_kwargs, load_encoder, load_model
 from ..compute import distributed
-from ...storage.checkpoint_folder import load_model_state
+from ..compute.precision import autocast, grad_scaler
 from ..config.base import config_to_dict
 from ..config.classifier import DownstreamConfig
-from ..run.metrics import MetricsLogger, Progress, read_metrics
-from ..optim.optimizers import optimizer_step, set_lr, warmup_cosine
-from ..compute.precision import autocast, grad_scaler
 from ..config.from_data import warn_low_lr
-from ..run.resume_check import data_identity
+from ..optim.optimizers import optimizer_step, set_lr, warmup_cosine
 from ..run.lock import unlock_run_dir
+from ..run.metrics import MetricsLogger, Progress, read_metrics
 from ..run.plan import plan_run, read_losses, warn_on_main_only
-from ...util.seeding import generator, seed_global_rng
+from ..run.resume_check import data_identity
 from ..run.stops import StopOnSignal
 
 SYNTHETIC_TRAIN_SEED = 0  # the images `mae pretrain` sees by default
@@ -58,7 +74,9 @@ class Recipe:
     name: str  # "finetune" / "linprobe": progress and messages
     build: Callable  # (config, encoder model, num_classes) -> (classifier, LoadReport)
     optimizer: Callable  # (config, classifier, lr) -> torch optimizer
-    augment: Callable  # (config, num_classes) -> f(float images [N, C, S, S] in [0, 1], labels, generator) -> (normalised images, targets)
+    # (config, num_classes) -> f(float images [N, C, S, S] in [0, 1], labels, generator)
+    # -> (normalised images, targets)
+    augment: Callable
     loss: Callable  # (logits, targets) -> scalar
     export: Callable  # classifier -> the model written to model.safetensors (eval-equivalent)
 

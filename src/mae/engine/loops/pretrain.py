@@ -17,34 +17,49 @@ from pathlib import Path
 
 import torch
 
-from ...data import SYNTHETIC, ImageSource, KeyedImages, Normalize, RandomResizedCrop, ResizeCenterCrop, SyntheticShapes, TrainBatches, build_source, check_image_sizes, default_mean_std, make_loader, rendered_side, steps_per_epoch
+from ...data import (
+    SYNTHETIC,
+    ImageSource,
+    KeyedImages,
+    Normalize,
+    RandomResizedCrop,
+    ResizeCenterCrop,
+    SyntheticShapes,
+    TrainBatches,
+    build_source,
+    check_image_sizes,
+    default_mean_std,
+    make_loader,
+    rendered_side,
+    steps_per_epoch,
+)
 from ...data.augmentations import pretrain_transform
 from ...data.class_subsets import check_same_classes
 from ...data.device_decode import device_decoding
 from ...data.loader import warn_split_folders
-from ...models.masking import shape_noise
 from ...models import create_model
+from ...models.masking import shape_noise
+from ...storage.checkpoint_folder import load_model_state
+from ...util.seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
 from ...util.sizes import to_2tuple
 from ...util.text import format_count, format_size, plural
 from ...viz import reconstruct, save_curves, save_reconstruction_png
 from ...weights.load import load_weights
 from ..compute import distributed, fsdp
-from ..run import sharded_checkpoints as sharded_checkpoint
-from ...storage.checkpoint_folder import load_model_state
 from ..compute.compile_plan import plan_compile
-from ..config.base import config_to_dict
-from .classifier import SYNTHETIC_VAL_SEED, eval_crop_fraction
-from ..eval.knn import knn_monitor
-from ..run.metrics import MetricsLogger, Progress, read_metrics
-from ..optim.optimizers import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
 from ..compute.precision import autocast, grad_scaler
-from ..config.pretrain import PretrainConfig
+from ..config.base import config_to_dict
 from ..config.from_data import warn_low_lr
-from ..run.resume_check import data_identity
+from ..config.pretrain import PretrainConfig
+from ..eval.knn import knn_monitor
+from ..optim.optimizers import adamw, optimizer_step, param_groups, set_lr, warmup_cosine
+from ..run import sharded_checkpoints as sharded_checkpoint
 from ..run.lock import unlock_run_dir
+from ..run.metrics import MetricsLogger, Progress, read_metrics
 from ..run.plan import TrainingDiverged, plan_run, read_losses, warn_on_main_only
-from ...util.seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
+from ..run.resume_check import data_identity
 from ..run.stops import StopOnSignal
+from .classifier import SYNTHETIC_VAL_SEED, eval_crop_fraction
 
 
 @dataclass
@@ -212,8 +227,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         nonlocal saved_step
         log_window()  # never save past a loss that was not checked
         if not fsdp.weights_finite(raw_model, env):
-            raise TrainingDiverged(f"the weights are no longer finite after step {step}; stopping "
-                                   f"without saving. Last good checkpoint: {checkpoints.newest_verified() or 'none yet'}.")
+            raise TrainingDiverged(f"the weights are no longer finite after step {step}; stopping without "
+                                   f"saving. Last good checkpoint: {checkpoints.newest_verified() or 'none yet'}.")
         state = {"step": step, "epoch": step / epoch_steps, "epoch_loss": epoch_loss,
                  "global_batch": global_batch, "steps_per_epoch": epoch_steps, "lr": lr,
                  "scaler": scaler.state_dict(), "config": config_to_dict(config), "data": data}
