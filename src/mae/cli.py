@@ -43,6 +43,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             text += " (default: %(default)s)"
         return text
 
+    def _format_args(self, action, default_metavar):
+        if action.nargs == "+" and isinstance(action.metavar, tuple):  # one value per name, the first needed
+            first, *rest = action.metavar
+            return " ".join([first, *(f"[{name}]" for name in rest)])
+        return super()._format_args(action, default_metavar)
+
     def _get_default_metavar_for_optional(self, action):
         return {int: "INT", float: "FLOAT"}.get(action.type, "STR")
 
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # with the command's usage, not the top-level one
         subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    args._argv = argv  # the command line, for advice to run it again
     try:
         return args._run(args) or 0
     except (ValueError, FileNotFoundError) as err:

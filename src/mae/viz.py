@@ -15,6 +15,9 @@ from .weights.load import load_model
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 COLUMNS = ("original", "masked", "reconstruction", "reconstruction + visible")
+# axis labels of the metrics that runs plot (others: the metric's own name)
+CURVE_LABELS = {"step": "optimizer step", "loss": "training loss", "lr": "learning rate",
+                "val_loss": "val loss", "val_top1": "val top-1 (%)"}
 
 
 @dataclass
@@ -227,7 +230,8 @@ def save_curves(records: list[dict], path, keys=("loss",), x_key: str = "step") 
     for ax, key in zip(axes.flat, keys):
         points = [(r[x_key], r[key]) for r in records if key in r and x_key in r]
         ax.plot([p[0] for p in points], [p[1] for p in points])
-        ax.set_xlabel(x_key)
+        ax.set_xlabel(CURVE_LABELS.get(x_key, x_key))
+        ax.set_ylabel(CURVE_LABELS.get(key, key))
         ax.set_title(key)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:

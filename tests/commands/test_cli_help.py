@@ -64,6 +64,29 @@ def test_help_shows_every_default_and_metavar_alike(command):
     assert "usage: mae " + command in text
 
 
+@pytest.mark.parametrize("command", sorted(SUBPARSERS))
+def test_help_states_each_default_once(command):
+    parser = SUBPARSERS[command]
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if action.option_strings and action.help:
+            shown = formatter._expand_help(action)
+            assert shown.lower().count("default") <= 1, f"mae {command} {action.option_strings[0]}: {shown}"
+
+
+def test_a_default_chosen_per_machine_says_how():
+    parser = SUBPARSERS["pretrain"]
+    shown = parser._get_formatter()._expand_help(parser._option_string_actions["--num-workers"])
+    assert shown.endswith("on this machine: the cores this process may use, less one, at most 8)"), shown
+
+
+def test_every_command_is_described_alike():
+    for command, parser in SUBPARSERS.items():
+        text = parser.description
+        assert text[0].islower() and not text.endswith("."), f"mae {command}: {text!r}"
+    assert SUBPARSERS["bench"].epilog.startswith("examples:\n  mae bench ")
+
+
 def test_the_batch_flag_has_one_name_everywhere():
     for command in ("pretrain", "finetune", "linprobe", "eval", "bench"):
         assert "--batch-size" in SUBPARSERS[command]._option_string_actions, command

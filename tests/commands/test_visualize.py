@@ -1,6 +1,7 @@
 """`mae visualize`: reconstruction grids from image files, for every checkpoint with a decoder."""
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ from PIL import Image
 import mae
 from mae.cli import main
 from mae.data.preprocess import read_image, resize_and_crop
+from mae.engine import PretrainConfig, pretrain
 from mae.models import patchify
+from mae.util.text import plural
 from mae.viz import IMAGENET_MEAN, IMAGENET_STD, visualize
 from mae.weights.export import export_model
 
@@ -192,3 +195,32 @@ def test_the_command_line_says_what_a_feature_target_grid_shows(tmp_path, images
     line = capsys.readouterr().out
     assert ": 1 image, random mask" in line
     assert "predicts hog features, not pixels: the grid shows the masked input only" in line
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every figure saved: (file name, title, (x label, y label) of each panel shown)."""
+    import matplotlib.figure
+
+    saved, real = [], matplotlib.figure.Figure.savefig
+
+    def keep(fig, path, **kwargs):
+        labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes if ax.axison]
+        saved.append((Path(path).name, fig._suptitle.get_text() if fig._suptitle else "", labels))
+        return real(fig, path, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    return saved
+
+
+def test_a_run_of_one_epoch_says_1_epoch_and_its_loss_curves_label_both_axes(tmp_path, drawn, one_thread):
+    pretrain(PretrainConfig(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=32, epochs=1,
+                            warmup_epochs=0, num_workers=0, preview_images=1, output_dir=str(tmp_path / "run")))
+    pictures = {name: (title, labels) for name, title, labels in drawn}
+    assert ": after 1 step (1 epoch)\n" in pictures["reconstruction.png"][0]
+    assert pictures["loss.png"][1] == [("optimizer step", "training loss"), ("optimizer step", "learning rate")]
+
+
+def test_plural_counts():
+    assert [plural(n, "epoch") for n in (1, 2, 1.0, 0.5, 2 / 3, 1600.0)] == [
+        "1 epoch", "2 epochs", "1 epoch", "0.5 epochs", "0.667 epochs", "1600 epochs"]

@@ -1,4 +1,6 @@
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -60,7 +62,7 @@ def test_a_fine_tuning_probe_adds_a_column_and_a_line_to_the_plot(tmp_path, base
         assert saved["checkpoint"] == str(tmp_path / "out" / r["run"])
     text = (tmp_path / "out" / "ablation.md").read_text()
     assert "| mask_ratio | k-NN top-1 (%) | k-NN top-5 (%) | fine-tune top-1 (%) | loss |" in text
-    assert "fine-tuning 1 epochs" in table["probe"]
+    assert "fine-tuning 1 epoch" in table["probe"] and "Every run: 1 epoch, seed" in text
     assert 0 <= table["reference"]["finetune_top1"] <= 100 and "fine-tune top-1" in text.split("###")[0]
     saved = yaml.safe_load((tmp_path / "out" / "random-init" / "finetune" / "config.yaml").read_text())
     assert saved["random_init"] is True and saved["epochs"] == 1
@@ -101,6 +103,26 @@ def test_an_interrupted_grid_resumes_run_by_run(tmp_path, base, monkeypatch, one
     assert len(calls) == 3
 
 
+def test_after_each_run_the_grid_says_runs_done_and_left_and_the_time_to_go(tmp_path, base, monkeypatch, capsys):
+    clock = {"now": 0.0}
+
+    def run_for_a_minute(run):  # on a fake clock; a run finished before is read back at once
+        if not (Path(run.config.output_dir) / "probe.json").is_file():
+            clock["now"] += 60
+        return dict(knn_top1=50.0, knn_top5=90.0, final_epoch_loss=1.0, steps=2, seconds=60)
+
+    monkeypatch.setattr(ablate_module, "_run_and_probe", run_for_a_minute)
+    monkeypatch.setattr(ablate_module, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(ablate_module, "_reference", lambda base, out: dict(knn_top1=10.0, knn_top5=50.0))
+    (tmp_path / "out" / "base").mkdir(parents=True)
+    (tmp_path / "out" / "base" / "probe.json").write_text("{}")  # finished by an earlier call
+    ablate(grid(tmp_path, base, mask_ratios=(0.5, 0.75), decoder_depths=(2,)))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "runs done" in line]
+    assert lines == ["mae ablate: 1/3 runs done, 2 left",  # nothing trained yet: no pace to go by
+                     "mae ablate: 2/3 runs done, 1 left, about 1m00s to go",
+                     "mae ablate: 3/3 runs done, 0 left"]
+
+
 def test_settings_are_checked_before_anything_runs(tmp_path, base):
     with pytest.raises(ValueError, match="--base is needed"):
         plan(AblateConfig(mask_ratios=(0.5,)))
@@ -135,6 +157,15 @@ def test_a_run_directory_of_other_settings_is_refused(tmp_path, base, one_thread
     ablate(grid(tmp_path, base, mask_ratios=(0.75,)))
     with pytest.raises(ValueError, match=r"out/base holds a run of other settings than this grid's 'base'"):
         ablate(grid(tmp_path, yaml_base(tmp_path, blr=2e-2), mask_ratios=(0.75,)))
+
+
+def test_a_grid_whose_base_leaves_settings_to_the_recipe_runs_again(tmp_path, one_thread):
+    base = tmp_path / "chosen.yaml"
+    base.write_text(yaml.safe_dump({k: v for k, v in BASE.items() if k != "blr"}))  # chosen at the run's start
+    config = grid(tmp_path, base, mask_ratios=(0.75,))
+    first = ablate(config)
+    assert yaml.safe_load((tmp_path / "out" / "base" / "config.yaml").read_text())["blr"] is not None
+    assert ablate(config)["rows"] == first["rows"]
 
 
 def test_cli_reads_lists_from_flags_and_yaml(tmp_path, base, capsys):

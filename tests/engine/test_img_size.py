@@ -44,7 +44,16 @@ def test_sides_not_divisible_by_the_patch_size_are_refused_naming_a_size_that_fi
 @pytest.mark.parametrize("command", ["pretrain", "finetune", "linprobe", "eval", "bench", "convert"])
 def test_help_says_one_number_or_height_and_width(command):
     text = " ".join(SUBPARSERS[command].format_help().split())
-    assert "--img-size SIZE [WIDTH ...]" in text and "one number (a square) or two (height width)" in text, text
+    assert "--img-size SIZE [WIDTH]" in text and "one number (a square) or two (height width)" in text, text
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "linprobe", "eval", "bench", "convert"])
+def test_a_third_number_is_refused_by_the_parser(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([command, "--img-size", "32", "48", "64"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"usage: mae {command}" in err, err
+    assert "argument --img-size: takes one number (a square) or two (height width), got 3: 32 48 64" in err
 
 
 @pytest.mark.parametrize("transform", [RandomResizedCrop((32, 48)), ResizeCenterCrop((32, 48)),

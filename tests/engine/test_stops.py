@@ -3,14 +3,17 @@ signal stops at once; loader workers neither die of the signal first nor outlive
 
 import errno
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from helpers import TINY
 from mae.cli import main
@@ -25,10 +28,28 @@ ARGS = ["--model", "mae_vit_tiny_patch16", "--img-size", "32", "--patch-size", "
         "--warmup-epochs", "1", "--threads", "1", "--log-every", "1", "--preview-images", "1"]
 
 
+PYTHON = Path(sys.executable).name  # how the advice names this interpreter, its folder first on PATH
+
+
+def start(*args: str) -> subprocess.Popen:
+    """`python -m ARGS` in a session of its own, with this interpreter's folder first on PATH."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, PATH=path))
+
+
 def start_run(out: Path, workers: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mae.cli", "pretrain", *ARGS, "--num-workers", str(workers),
-                             "--output-dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return start("mae.cli", "pretrain", *ARGS, "--num-workers", str(workers), "--output-dir", str(out))
+
+
+def stderr_at_exit(run: subprocess.Popen) -> str:
+    """The run's stderr once it exits; it and its workers are killed if it has not within 2 minutes."""
+    try:
+        return run.communicate(timeout=120)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.communicate(timeout=60)
+        raise
 
 
 def wait_for_steps(out: Path, run: subprocess.Popen, steps: int = 2) -> None:
@@ -67,13 +88,64 @@ def test_a_signal_saves_a_checkpoint_says_how_to_resume_and_exits_non_zero(tmp_p
         os.killpg(run.pid, sig)
     else:
         run.send_signal(sig)
-    _, err = run.communicate(timeout=120)
+    err = stderr_at_exit(run)
     assert run.returncode == 128 + sig, err
     latest = CheckpointManager(out / "checkpoints").latest()
     step = load_training_state(latest)["step"]
     assert f"stopped by {signal.Signals(sig).name} after step {step} of 10000" in err
-    assert f"Resume with: mae pretrain --config {out / 'config.yaml'} --resume auto" in err
+    assert f"Resume with: {PYTHON} -m mae.cli pretrain --config {out / 'config.yaml'} --resume auto" in err
     assert "Traceback" not in err
+
+
+def test_a_stopped_grid_says_to_run_the_same_command_again(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=32, batch_size=16,
+                                        epochs=5000, warmup_epochs=1, num_workers=0, preview_images=1, log_every=1)))
+    command = ["ablate", "--base", str(base), "--mask-ratios", "0.5", "0.75", "--knn-images", "16", "--threads", "1",
+               "--output-dir", str(tmp_path / "grid")]
+    run = start("mae", *command)
+    wait_for_steps(tmp_path / "grid" / "base", run)
+    run.send_signal(signal.SIGINT)
+    err = stderr_at_exit(run)
+    assert run.returncode == 128 + signal.SIGINT, err
+    assert "mae ablate: stopped by SIGINT after step" in err
+    assert ("Resume with the same command (finished runs are kept, the interrupted one continues): "
+            f"{PYTHON} -m mae {shlex.join(command)}") in err
+    assert "--resume auto" not in err and "Traceback" not in err
+
+
+TORCHRUN = dict(LOCAL_WORLD_SIZE="4", WORLD_SIZE="4")
+
+
+@pytest.mark.parametrize("main_module, argv0, env, on_path, elsewhere", [
+    ("mae.__main__", "", {}, "python3 -m mae", "{bin}/python3 -m mae"),
+    ("mae.cli", "", {}, "python3 -m mae.cli", "{bin}/python3 -m mae.cli"),
+    (None, "{bin}/mae", {}, "mae", "{bin}/mae"),
+    ("mae.cli", "", TORCHRUN, "torchrun --nproc-per-node 4 -m mae.cli", "torchrun --nproc-per-node 4 -m mae.cli"),
+    ("mae.cli", "", dict(TORCHRUN, WORLD_SIZE="8"), "torchrun --nnodes 2 --nproc-per-node 4 -m mae.cli",
+     "torchrun --nnodes 2 --nproc-per-node 4 -m mae.cli"),
+    ("pytest", "", {}, "mae", "mae"),  # mae.cli.main called from other code
+])
+def test_the_advice_starts_mae_as_this_process_was_started(tmp_path, monkeypatch, main_module, argv0, env, on_path,
+                                                          elsewhere):
+    from mae.commands.training import program
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("python3", "mae"):
+        (bin_dir / name).touch(mode=0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python3"))
+    monkeypatch.setattr(sys, "argv", [argv0.format(bin=bin_dir)])
+    monkeypatch.setitem(sys.modules, "__main__", SimpleNamespace(__spec__=main_module and SimpleNamespace(
+        name=main_module)))
+    for name in ("LOCAL_WORLD_SIZE", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert program() == on_path
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither is found there: their paths are named
+    assert program() == elsewhere.format(bin=bin_dir)
 
 
 def test_a_second_signal_stops_at_once():

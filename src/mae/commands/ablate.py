@@ -4,6 +4,7 @@ as the paper's Table 1."""
 import argparse
 
 from ..engine.loops.ablate import AblateConfig, ablate
+from ..util.text import plural
 from .training import add_training_arguments, run_training
 
 HELP = ("pretrain a grid of settings around a base one with the same budget, probe each encoder (k-NN, "
@@ -27,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _summary(table: dict) -> str:
     done = [r for r in table["rows"] if "knn_top1" in r]
     best = max(done, key=lambda r: r["knn_top1"])
-    return (f"done: {len({r['run'] for r in done})} runs; best k-NN top-1 {best['knn_top1']:.1f}% "
+    return (f"done: {plural(len({r['run'] for r in done}), 'run')}; best k-NN top-1 {best['knn_top1']:.1f}% "
             f"({best['setting']} {best['value']}); table in ablation.md")
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_training("ablate", AblateConfig, ablate, args, _summary)
+    return run_training("ablate", AblateConfig, ablate, args, _summary, rerun_resumes=True)

@@ -8,7 +8,7 @@ import torch
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
 from ..benchmarking.step import PRECISIONS
 from ..benchmarking.variants import VARIANTS
-from ..engine.config.base import parse_size
+from ..engine.config.base import SizeArgument, parse_size
 from ..engine.run.metrics import Progress
 from ..models.linear import matmul_backend, set_matmul_backend
 from ..models.options import MATMUL_BACKENDS
@@ -16,13 +16,21 @@ from ..models.zoo import model_names
 from ..util.allocator import keep_freed_memory
 from ..util.text import format_size
 
-HELP = "Measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face."
+HELP = "measure a pretraining step (images/s, FLOPs, MFU, memory), optionally beside Hugging Face"
+
+EPILOG = """\
+examples:
+  mae bench --model mae_vit_base_patch16 --batch-size 8 --precision bf16 --compare hf --compare mask-token
+  mae bench --model mae_vit_large_patch16 --device cuda --batch-size 256 --precision bf16 --compile \\
+      --compare hf --out bench.json                               # also bench.md, a Markdown table
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("--model", default="mae_vit_base_patch16", metavar="NAME",
                         help=f"named model: {', '.join(model_names())}")
-    parser.add_argument("--img-size", nargs="+", default=[224], metavar=("SIZE", "WIDTH"),
+    parser.add_argument("--img-size", action=SizeArgument, default=[224],
                         help="input resolution in pixels: one number (a square) or two (height width) (default: 224)")
     parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=32, help="images per step")
     parser.add_argument("--mask-ratio", type=float, default=0.75, help="fraction of patches removed")

@@ -7,7 +7,7 @@ loaded strictly first, so a conversion never writes weights that do not form a m
 
 import argparse
 
-from ..engine.config.base import parse_size
+from ..engine.config.base import SizeArgument, parse_size
 from ..weights.options import EXPORT_LAYOUTS
 from .architecture import add_architecture_flags, model_overrides
 
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop the decoder (timm always does: it has none)")
     add_architecture_flags(parser, "record norm-pix targets (default: as the source says; official "
                            "weights without args say no, and the report says it was inferred)")
-    parser.add_argument("--img-size", nargs="+", default=None, metavar=("SIZE", "WIDTH"),
+    parser.add_argument("--img-size", action=SizeArgument, default=None,
                         help="export at this input size in pixels, one number (a square) or two (height "
                         "width): position tables resampled in 2-D (e.g. 512 for segmentation); also the "
                         "grid of a non-square source saved without a config")

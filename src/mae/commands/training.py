@@ -4,6 +4,8 @@ and exit status 1, a stop on SIGTERM / SIGINT as a message and exit status 128 +
 
 import argparse
 import os
+import shlex
+import shutil
 import sys
 import time
 import warnings
@@ -23,10 +25,45 @@ def add_training_arguments(parser: argparse.ArgumentParser, config_class: type, 
     add_config_arguments(parser, config_class)
 
 
+def _as_typed(path: str) -> str:
+    """The file's name where PATH finds this very file, else its path."""
+    name = os.path.basename(path)
+    return name if shutil.which(name) == os.path.abspath(path) else path
+
+
+def program() -> str:
+    """How this process was started, as the start of a command line that runs mae the same way:
+    `mae`, `python -m mae` or `python -m mae.cli`, or under torchrun `torchrun --nproc-per-node N -m mae.cli`."""
+    module = getattr(sys.modules["__main__"].__spec__, "name", "")
+    if module == "mae" or module.startswith("mae."):
+        start = ["-m", module.removesuffix(".__main__")]
+    elif os.path.basename(sys.argv[0]) == "mae":
+        start = [_as_typed(sys.argv[0])]
+    else:  # mae.cli.main called from other Python code
+        return "mae"
+    if "LOCAL_WORLD_SIZE" in os.environ:  # one of torchrun's processes
+        per_node = os.environ["LOCAL_WORLD_SIZE"]
+        nodes = int(os.environ["WORLD_SIZE"]) // int(per_node)
+        launcher = ["torchrun", *(["--nnodes", str(nodes)] if nodes > 1 else []), "--nproc-per-node", per_node]
+    else:
+        launcher = [_as_typed(sys.executable)] if start[0] == "-m" else []
+    return shlex.join(launcher + start)
+
+
+def resume_advice(stop, rerun: list[str] | None) -> str:
+    """A TrainingStopped run's own resume command, or with `rerun` (the command line, as for a grid)
+    that command again."""
+    if rerun is None:
+        return f"Resume with: {program()} {shlex.join(stop.resume)}"
+    return (f"Resume with the same command (finished runs are kept, the interrupted one continues): "
+            f"{program()} {shlex.join(rerun)}")
+
+
 def run_training(command: str, config_class: type, train: Callable, args: argparse.Namespace,
-                 summary: Callable) -> int:
+                 summary: Callable, rerun_resumes: bool = False) -> int:
     """Build the config from the flags, train, print `summary(result)` once. Exit status 1 if
-    training diverged or the disk filled up, 128 + the signal after a stop on SIGTERM / SIGINT."""
+    training diverged or the disk filled up, 128 + the signal after a stop on SIGTERM / SIGINT.
+    With `rerun_resumes` the stop message advises the same command line, not the run's resume."""
     from ..engine.run.plan import RUN_WARNINGS, TrainingDiverged  # load torch: only when a command runs
     from ..engine.run.stops import TrainingStopped
 
@@ -56,7 +93,8 @@ def run_training(command: str, config_class: type, train: Callable, args: argpar
         return 1
     except TrainingStopped as err:
         if is_main_process():
-            print(f"mae {command}: {err}", file=sys.stderr)
+            rerun = args._argv if rerun_resumes else None
+            print(f"mae {command}: {err}. {resume_advice(err, rerun)}", file=sys.stderr)
         return err.exit_code
     finally:
         warnings.showwarning = default_showwarning

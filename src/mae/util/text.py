@@ -4,8 +4,11 @@
 import math
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def plural(count: float, noun: str) -> str:
+    """`count` and the noun, singular for 1: "1 epoch", "1.5 epochs" (three significant digits, whole
+    numbers from 1000 on)."""
+    number = f"{count:.3g}" if abs(count) < 1000 else f"{count:.0f}"
+    return f"{number} {noun}" if number == "1" else f"{number} {noun}s"
 
 
 def format_count(n: int) -> str:

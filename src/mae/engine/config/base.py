@@ -41,7 +41,8 @@ def optional(help_text: str, **extra):
 
 
 def setting(default, help_text: str, **extra):
-    """A setting with its default and its --help text (and e.g. choices=...)."""
+    """A setting with its default and its --help text (and e.g. choices=..., or default_from=... where
+    the default depends on the machine: how it is chosen)."""
     return dataclasses.field(default=default, metadata=dict(help=help_text, **extra))
 
 
@@ -68,6 +69,19 @@ def parse_size(value, where: str) -> Size:
         raise ValueError(f"{where} needs one number (a square) or two (height width), got {value!r}")
     height, width = (_scalar(int, side, where) for side in (sides * 2)[:2])
     return height if height == width else (height, width)
+
+
+class SizeArgument(argparse.Action):
+    """A Size flag: argparse's nargs="+" with a third value refused; --help shows `SIZE [WIDTH]`."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs="+", metavar=("SIZE", "WIDTH"), **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) > 2:
+            raise argparse.ArgumentError(self, "takes one number (a square) or two (height width), got "
+                                               f"{len(values)}: {' '.join(values)}")
+        setattr(namespace, self.dest, values)
 
 
 def coerce(cls, name: str, value, source: str):
@@ -144,12 +158,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         shown = list(default) if isinstance(default, tuple) else default
         help_text = field.metadata.get("help", "")
         if default is not None:  # a None default is explained by the help text itself
-            help_text += f" (default: {shown})"
+            chosen = field.metadata.get("default_from")
+            help_text += f" (default: {shown} on this machine: {chosen})" if chosen else f" (default: {shown})"
         kwargs = dict(dest=field.name, default=argparse.SUPPRESS, help=help_text)
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif base == Size:
-            kwargs.update(nargs="+", metavar=("SIZE", "WIDTH"))
+            kwargs["action"] = SizeArgument
         elif typing.get_origin(base) is tuple and typing.get_args(base)[1:] == (Ellipsis,):
             kwargs.update(nargs="*", metavar=field.metadata.get("metavar", field.name.upper().rstrip("S")))
         elif typing.get_origin(base) is tuple:

@@ -41,8 +41,8 @@ class DownstreamConfig:
     synthetic_val_size: int = setting(1024, "validation images of the built-in dataset (other images "
                                    "than the training ones)")
     num_classes: int | None = optional("outputs of the head (default: the training data's classes)")
-    num_workers: int = setting(default_workers(), "data loader worker processes per training process; "
-                            "default: the cores this process may use, less one, at most 8")
+    num_workers: int = setting(default_workers(), "data loader worker processes per training process",
+                               default_from="the cores this process may use, less one, at most 8")
     # model
     img_size: Size | None = optional("input resolution in pixels: one number (a square) or two (height width), "
                                  "each divisible by the patch size (default: the checkpoint's); the position "
@@ -192,8 +192,8 @@ class EvalConfig:
     img_size: Size | None = optional("input resolution in pixels: one number (a square) or two (height width) "
                                  "(default: the checkpoint's)")
     batch_size: int = setting(128, "images per evaluation step")
-    num_workers: int = setting(min(4, default_workers()), "data loader worker processes; default: the "
-                            "cores this process may use, less one, at most 4")
+    num_workers: int = setting(min(4, default_workers()), "data loader worker processes",
+                               default_from="the cores this process may use, less one, at most 4")
     strict_data: bool = setting(False, "stop on unreadable or truncated images instead of skipping them "
                              "with a warning")
     precision: str = setting("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)

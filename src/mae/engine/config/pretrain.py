@@ -70,8 +70,8 @@ class PretrainConfig:
                           "normalised there as one batch; needs CUDA and torchvision, and --augmentation rrc)",
                           choices=DECODE_ON)
     num_workers: int = setting(default_workers(), "data loader worker processes per training process "
-                            "(0: load in the training process); default: the cores this process "
-                            "may use, less one, at most 8")
+                               "(0: load in the training process)",
+                               default_from="the cores this process may use, less one, at most 8")
     # model
     model: str = setting("mae_vit_base_patch16", "named model: " + ", ".join(model_names()),
                       choices=tuple(model_names()), metavar="NAME")

@@ -54,7 +54,7 @@ class SegmentConfig:
     device: str = setting("auto", "cpu, cuda, cuda:N, or auto")
     threads: int | None = optional("torch intra-op CPU threads (default: torch's choice)")
     num_workers: int = setting(default_workers(), "data loader worker processes (0: load in the training "
-                            "process); default: the cores this process may use, less one, at most 8")
+                               "process)", default_from="the cores this process may use, less one, at most 8")
     output_dir: str = setting("runs/segment", "run directory: config.yaml, metrics.jsonl, model.safetensors, "
                            "results.json", metavar="DIR")
 

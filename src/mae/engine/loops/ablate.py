@@ -29,7 +29,7 @@ from ...models import create_model
 from ...models.options import MASK_TYPES
 from ...models.targets import TARGETS
 from ...storage.files import write_text_atomic
-from ...util.text import format_size
+from ...util.text import format_duration, format_size, plural
 from ...weights.load import load_model
 from ..config.base import config_to_dict, find_config, flag, load_config
 from ..config.classifier import FinetuneConfig
@@ -157,9 +157,13 @@ def plan(config: AblateConfig) -> tuple[list[Run], list[tuple[str, object, str]]
 
 
 def _check_run_directory(run: Run) -> None:
-    """A run directory left by another grid is not silently mixed into this table."""
+    """A run directory left by another grid is not silently mixed into this table. The run saved
+    its settings as chosen at its start: only those this grid gives are compared."""
     saved = Path(run.config.output_dir) / "config.yaml"
-    if saved.is_file() and load_config(PretrainConfig, saved) != run.config:
+    if not saved.is_file():
+        return
+    old = load_config(PretrainConfig, saved)
+    if any(getattr(run.config, f.name) not in (None, getattr(old, f.name)) for f in dataclasses.fields(old)):
         raise ValueError(f"{saved.parent} holds a run of other settings than this grid's {run.name!r}; "
                          "remove it or choose another --output-dir")
 
@@ -222,14 +226,28 @@ def ablate(config: AblateConfig) -> dict:
         torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
     results: dict[str, dict] = {}
+    trained: list[float] = []  # wall seconds of each run trained by this call (not read back)
     for run in runs:
         print(f"mae ablate: run {len(results) + 1}/{len(runs)}: {run.name}", flush=True)
+        finished = (Path(run.config.output_dir) / "probe.json").is_file()
+        start = time.perf_counter()
         results[run.name] = _run_and_probe(run)
+        if not finished:
+            trained.append(time.perf_counter() - start)
         _write(_table(config, base, rows, results), out)
+        print(progress(len(results), len(runs), trained), flush=True)
     print(f"mae ablate: the base architecture with random weights ({REFERENCE})", flush=True)
     table = dict(_table(config, base, rows, results), reference=_reference(runs[0], out))
     _write(table, out)
     return table
+
+
+def progress(done: int, total: int, trained: list[float]) -> str:
+    """Runs done and left, and the time left at the mean wall time of the runs trained so far."""
+    line = f"mae ablate: {done}/{total} runs done, {total - done} left"
+    if trained and done < total:
+        line += f", about {format_duration(sum(trained) / len(trained) * (total - done))} to go"
+    return line
 
 
 def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> dict:
@@ -237,7 +255,7 @@ def _table(config: AblateConfig, base: PretrainConfig, rows, results: dict) -> d
         "base": config.base,
         "settings": {k: v for k, v in config_to_dict(base).items() if k not in ("output_dir", "resume")},
         "probe": f"weighted k-NN (k=20, T=0.07) of the cls token, {base.knn_images} training images"
-                 + (f"; fine-tuning {config.finetune_epochs} epochs" if config.finetune_epochs else ""),
+                 + (f"; fine-tuning {plural(config.finetune_epochs, 'epoch')}" if config.finetune_epochs else ""),
         "rows": [dict(axis=axis, setting=AXES[axis][0], value=value, run=name, base=name == BASE,
                       **results.get(name, {})) for axis, value, name in rows],
     }
@@ -253,7 +271,7 @@ def markdown(table: dict) -> str:
         f"Base `{table['base']}`: {arch}; mask ratio {s['mask_ratio']}, {s['mask_type']} masks, mask tokens in "
         f"the {'encoder' if s['encoder_mask_tokens'] else 'decoder'}, target "
         f"{'norm_pix' if s['norm_pix_loss'] else s['target']}. Data: {s['data'] or 'synthetic'}. "
-        f"Every run: {s['epochs']} epochs, seed {s['seed']}. Probe: {table['probe']}.", "",
+        f"Every run: {plural(s['epochs'], 'epoch')}, seed {s['seed']}. Probe: {table['probe']}.", "",
         "Loss: the last epoch's mean training loss (not comparable across targets).", "",
     ]
     if "reference" in table:
@@ -304,7 +322,7 @@ def plot(table: dict, path: Path) -> Path | None:
                 ax.axhline(table["reference"][key], ls="--", color=line.get_color(), label=f"{label}, random init")
     ax.set_xlabel("masking ratio (%)")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{table['settings']['epochs']} epochs per run", fontsize=9)
+    ax.set_title(f"{plural(table['settings']['epochs'], 'epoch')} per run", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

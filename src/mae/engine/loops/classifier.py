@@ -60,7 +60,7 @@ from ..run.lock import unlock_run_dir
 from ..run.metrics import MetricsLogger, Progress, read_metrics
 from ..run.plan import plan_run, read_losses, warn_on_main_only
 from ..run.resume_check import data_identity
-from ..run.stops import StopOnSignal, TrainingStopped
+from ..run.stops import StopOnSignal
 
 SYNTHETIC_TRAIN_SEED = 0  # the images `mae pretrain` sees by default
 SYNTHETIC_VAL_SEED = 1000  # other images of the same classes
@@ -375,8 +375,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
             if step < total_steps and stop.agreed(env, step, config.log_every):
                 if not epoch_end:
                     save_checkpoint()
-                raise TrainingStopped(stop.stopped_message(recipe.name, step, total_steps, checkpoints.latest(),
-                                                           run_dir), stop.signum)
+                raise stop.stopped(recipe.name, step, total_steps, checkpoints.latest(), run_dir)
     finally:
         stop.restore()
         progress.close()

@@ -42,7 +42,7 @@ from ...models.masking import shape_noise
 from ...storage.checkpoint_folder import load_model_state
 from ...util.seeding import PREVIEW_STREAM, generator, mask_noise, seed_global_rng
 from ...util.sizes import to_2tuple
-from ...util.text import format_count, format_size
+from ...util.text import format_count, format_size, plural
 from ...viz import reconstruct, save_curves, save_reconstruction_png
 from ...weights.load import load_weights
 from ..compute import distributed, fsdp
@@ -59,7 +59,7 @@ from ..run.lock import unlock_run_dir
 from ..run.metrics import MetricsLogger, Progress, read_metrics
 from ..run.plan import TrainingDiverged, plan_run, read_losses, warn_on_main_only
 from ..run.resume_check import data_identity
-from ..run.stops import StopOnSignal, TrainingStopped
+from ..run.stops import StopOnSignal
 from .classifier import SYNTHETIC_VAL_SEED, eval_crop_fraction
 
 
@@ -254,7 +254,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
         rec = reconstruct(whole, imgs, config.mask_ratio, noise.to(device), mean, std, config.mask_type)
         arch = raw_model.config
         title = (f"ViT width {arch['embed_dim']}, depth {arch['depth']}, patch {arch['patch_size']}, "
-                 f"{format_size(config.img_size)}: after {step} steps ({step / epoch_steps:.3g} epochs)")
+                 f"{format_size(config.img_size)}: after {plural(step, 'step')} "
+                 f"({plural(step / epoch_steps, 'epoch')})")
         save_reconstruction_png(rec, run_dir / name, title)
         logger.image("reconstruction", rec.grid(), step)
         records = [r for r in read_metrics(run_dir) if "loss" in r]
@@ -322,8 +323,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
             if step < total_steps and stop.agreed(env, step, config.log_every):
                 if saved_step != step:
                     save_checkpoint()
-                raise TrainingStopped(stop.stopped_message("pretrain", step, total_steps, checkpoints.latest(),
-                                                           run_dir), stop.signum)
+                raise stop.stopped("pretrain", step, total_steps, checkpoints.latest(), run_dir)
         write_pictures("reconstruction.png")
     finally:
         stop.restore()

@@ -6,7 +6,7 @@ is in, writes a checkpoint and ends with `TrainingStopped`; a second signal stop
     for ...:
         ...one optimizer step...
         if stop.agreed(env, step, every=config.log_every):
-            save(); raise TrainingStopped(stop.stopped_message(...), stop.signum)
+            save(); raise stop.stopped(...)
 
 Cluster schedulers preempt with SIGTERM (then SIGKILL after a grace period); a terminal's
 Ctrl-C is SIGINT. Under torchrun every process gets the signal, but not at the same step,
@@ -26,11 +26,13 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class TrainingStopped(RuntimeError):
-    """The run stopped on a signal after writing a checkpoint; `exit_code` is 128 + the signal."""
+    """The run stopped on a signal after writing a checkpoint; `exit_code` is 128 + the signal,
+    `resume` the command's arguments that continue the run (the caller knows how mae was started)."""
 
-    def __init__(self, message: str, signum: int):
+    def __init__(self, message: str, signum: int, resume: list[str]):
         super().__init__(message)
         self.exit_code = 128 + signum
+        self.resume = resume
 
 
 class StopOnSignal:
@@ -61,9 +63,9 @@ class StopOnSignal:
             signal.signal(sig, previous)
         self._previous = {}
 
-    def stopped_message(self, command: str, step: int, total_steps: int, checkpoint, run_dir) -> str:
-        return (f"stopped by {self.name} after step {step} of {total_steps}; checkpoint {checkpoint}. "
-                f"Resume with: mae {command} --config {run_dir / 'config.yaml'} --resume auto")
+    def stopped(self, command: str, step: int, total_steps: int, checkpoint, run_dir) -> TrainingStopped:
+        return TrainingStopped(f"stopped by {self.name} after step {step} of {total_steps}; checkpoint {checkpoint}",
+                               self.signum, [command, "--config", str(run_dir / "config.yaml"), "--resume", "auto"])
 
     def agreed(self, env: distributed.DistEnv, step: int, every: int) -> bool:
         """Whether to stop after `step`: this process's request, or (under torchrun, checked
