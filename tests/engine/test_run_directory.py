@@ -13,6 +13,7 @@ from PIL import Image
 from helpers import TINY
 from mae.cli import main
 from mae.engine import PretrainConfig, pretrain
+from mae.engine.config.base import may_change_on_resume
 from mae.engine.config.classifier import FinetuneConfig, LinprobeConfig
 from mae.engine.loops.finetune import finetune
 from mae.engine.loops.linprobe import linprobe
@@ -160,5 +161,5 @@ def test_help_lists_the_settings_that_may_change_on_resume(command, config_class
     text = capsys.readouterr().out
     start = text.index("\n  --resume auto|PATH")
     resume_help = "".join(text[start: text.index("\n  --", start + 1)].split())  # up to the next flag, unwrapped
-    for name in config_class.MAY_CHANGE_ON_RESUME:
+    for name in may_change_on_resume(config_class):
         assert "--" + name.replace("_", "-") in resume_help, name

@@ -52,6 +52,19 @@ def require(config, ok: bool, name: str, what: str) -> None:
         raise ValueError(f"{flag(name)} {what}, got {getattr(config, name)!r}")
 
 
+def may_change_on_resume(cls) -> tuple[str, ...]:
+    """The settings a resumed run may set differently (field metadata `resumable=True`); every
+    other setting must be the checkpoint's run's."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("resumable"))
+
+
+RESUME_HELP = (
+    "'auto': continue from the newest checkpoint in the run directory that verifies (if there is "
+    "one); or a checkpoint / run directory. A resume must use the run's data and settings, except "
+    "(the global batch staying the same): {resumable}"
+)
+
+
 def _field_type(cls, name: str):
     """(base type, optional?) for a field: `int | None` -> (int, True)."""
     hint = typing.get_type_hints(cls)[name]
@@ -156,7 +169,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         base, optional = _field_type(cls, field.name)
         default = field.default
         shown = list(default) if isinstance(default, tuple) else default
-        help_text = field.metadata.get("help", "")
+        help_text = field.metadata.get("help", "").replace(
+            "{resumable}", ", ".join(map(flag, may_change_on_resume(cls))))
         if default is not None:  # a None default is explained by the help text itself
             chosen = field.metadata.get("default_from")
             help_text += f" (default: {shown} on this machine: {chosen})" if chosen else f" (default: {shown})"

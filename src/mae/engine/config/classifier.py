@@ -8,17 +8,12 @@ Both share the data, schedule and run settings of `DownstreamConfig`.
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...models.options import MATMUL_BACKENDS
 from ...util.sizes import to_2tuple
 from ...util.threads import default_workers
-from .base import Size, check_seed, flag, optional, require, setting
-from .pretrain import PRECISIONS, RESUME_HELP
+from .base import RESUME_HELP, Size, check_seed, optional, require, setting
+from .common import device_setting, matmul_backend_setting, precision_setting, threads_setting
 
 POOLS = ("avg", "token")
-RESUMABLE = (
-    "resume", "output_dir", "epochs", "device", "threads", "matmul_backend", "precision", "num_workers",
-    "batch_size", "accum_iter", "effective_batch", "eval_batch_size", "log_every", "keep_last", "strict_data",
-)
 
 
 @dataclass
@@ -37,27 +32,27 @@ class DownstreamConfig:
         "'synthetic' (default): the built-in dataset", metavar="PATH")
     synthetic_size: int = setting(4096, "training images of the built-in dataset")
     strict_data: bool = setting(False, "stop on unreadable or truncated images and damaged tar shards "
-                             "instead of skipping them with a warning")
+                             "instead of skipping them with a warning", resumable=True)
     synthetic_val_size: int = setting(1024, "validation images of the built-in dataset (other images "
                                    "than the training ones)")
     num_classes: int | None = optional("outputs of the head (default: the training data's classes)")
     num_workers: int = setting(default_workers(), "data loader worker processes per training process",
-                               default_from="the cores this process may use, less one, at most 8")
+                               default_from="the cores this process may use, less one, at most 8", resumable=True)
     # model
     img_size: Size | None = optional("input resolution in pixels: one number (a square) or two (height width), "
                                  "each divisible by the patch size (default: the checkpoint's); the position "
                                  "table is resampled in 2-D")
     # optimisation
     epochs: int | None = optional("training epochs; default: about 1000 steps' worth, at most the paper's "
-                              "(100 fine-tuning, 90 linear probing)")
+                              "(100 fine-tuning, 90 linear probing)", resumable=True)
     warmup_epochs: float | None = optional("epochs of linear learning-rate warm-up (per iteration); default: "
                                        "the paper's share of --epochs (5 of 100; 10 of 90)")
     batch_size: int | None = optional("images per process per step (per micro-step with --accum-iter); "
                                   "default: the paper's (32 fine-tuning, 512 linear probing), or less so "
-                                  "that an epoch has 8 steps")
-    accum_iter: int = setting(1, "gradient accumulation steps per optimizer step")
+                                  "that an epoch has 8 steps", resumable=True)
+    accum_iter: int = setting(1, "gradient accumulation steps per optimizer step", resumable=True)
     effective_batch: int | None = optional(
-        "images per optimizer step over all processes; --accum-iter is derived from it")
+        "images per optimizer step over all processes; --accum-iter is derived from it", resumable=True)
     blr: float | None = optional("base learning rate: lr = blr x effective batch / 256; default: the "
                              "paper's (5e-4 fine-tuning, 0.1 linear probing), or more when that is too "
                              "small to learn in this many steps")
@@ -65,26 +60,22 @@ class DownstreamConfig:
     min_lr: float = setting(1e-6, "learning rate at the end of the cosine schedule")
     weight_decay: float = setting(0.05, "weight decay (not on biases, norms, cls_token, pos_embed)")
     clip_grad: float | None = optional("clip the gradient norm to this value (default: no clipping)")
-    precision: str = setting("auto", "fp32, bf16, fp16, or auto (bf16/fp16 on a GPU, fp32 on CPU)",
-                          choices=PRECISIONS)
+    precision: str = precision_setting(resumable=True)
     # run
     seed: int = setting(0, "seed of every random draw (head init, data order, augmentation, mixup)")
-    device: str = setting("auto", "cpu, cuda, cuda:N, or auto")
-    threads: int | None = optional("torch intra-op CPU threads per process (default: torch's choice)")
-    matmul_backend: str = setting("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
-                               "auto (a short measured probe picks the faster; cached)",
-                               choices=MATMUL_BACKENDS)
+    device: str = device_setting(resumable=True)
+    threads: int | None = threads_setting(resumable=True)
+    matmul_backend: str = matmul_backend_setting(resumable=True)
     output_dir: str = setting("runs/finetune", "run directory: config.yaml, metrics.jsonl, checkpoints/",
-                           metavar="DIR")
-    resume: str | None = optional(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
-    keep_last: int = setting(2, "epoch checkpoints to keep (the best one is kept apart)")
-    log_every: int = setting(20, "log the training loss every N optimizer steps")
+                           metavar="DIR", resumable=True)
+    resume: str | None = optional(RESUME_HELP, metavar="auto|PATH", resumable=True)
+    keep_last: int = setting(2, "epoch checkpoints to keep (the best one is kept apart)", resumable=True)
+    log_every: int = setting(20, "log the training loss every N optimizer steps", resumable=True)
     eval_batch_size: int | None = optional("images per process per evaluation step (default: "
-                                       "--batch-size)")
+                                       "--batch-size)", resumable=True)
     tensorboard: bool = setting(False, "also log to TensorBoard (OUT/tensorboard; needs the "
                              "'tensorboard' package)")
 
-    MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
 
     def __post_init__(self):
         self.validate()
@@ -158,7 +149,7 @@ class LinprobeConfig(DownstreamConfig):
     crop_scale: tuple[float, float] = setting((0.08, 1.0), "area range of the random resized crop, as "
                                            "fractions of the image", metavar=("MIN", "MAX"))
     output_dir: str = setting("runs/linprobe", "run directory: config.yaml, metrics.jsonl, checkpoints/",
-                           metavar="DIR")
+                           metavar="DIR", resumable=True)
 
     def validate(self) -> None:
         super().validate()
@@ -196,9 +187,10 @@ class EvalConfig:
                                default_from="the cores this process may use, less one, at most 4")
     strict_data: bool = setting(False, "stop on unreadable or truncated images instead of skipping them "
                              "with a warning")
-    precision: str = setting("auto", "fp32, bf16, fp16, or auto", choices=PRECISIONS)
-    device: str = setting("auto", "cpu, cuda, cuda:N, or auto")
-    threads: int | None = optional("torch intra-op CPU threads (default: torch's choice)")
+    precision: str = precision_setting()
+    device: str = device_setting()
+    threads: int | None = threads_setting()
+    matmul_backend: str = matmul_backend_setting()
     output: str | None = optional("also write the results to this JSON file (robustness: and the "
                               "Markdown report beside it, FILE.md)", metavar="FILE.json")
 

@@ -5,30 +5,18 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...data.options import AUGMENTATIONS
-from ...models.options import MASK_TYPES, MATMUL_BACKENDS, check_mask_ratio, check_mask_type, num_kept
+from ...models.options import MASK_TYPES, check_mask_ratio, check_mask_type, num_kept
 from ...models.zoo import CONFIGS, model_names
 from ...util.sizes import to_2tuple
 from ...util.text import format_size
 from ...util.threads import default_workers
-from .base import Size, check_seed, flag, optional, require, setting
+from .base import RESUME_HELP, Size, check_seed, flag, optional, require, setting
+from .common import device_setting, matmul_backend_setting, precision_setting, threads_setting
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECODE_ON = ("cpu", "device")
 ARCH_FIELDS = (
     "patch_size", "embed_dim", "depth", "num_heads",
     "decoder_embed_dim", "decoder_depth", "decoder_num_heads",
-)
-# what a resumed run may set differently (everything else must match the checkpoint's run)
-RESUMABLE = (
-    "resume", "output_dir", "epochs", "device", "threads", "matmul_backend", "precision", "compile",
-    "num_workers", "batch_size", "accum_iter", "effective_batch", "strict_data", "log_every", "save_every_steps",
-    "save_every_epochs", "keep_last", "preview_every_epochs", "preview_images", "knn_every_epochs",
-    "knn_val_data", "knn_images", "tensorboard", "fsdp", "decode_on",
-)
-RESUME_HELP = (
-    "'auto': continue from the newest checkpoint in the run directory that verifies (if there is "
-    "one); or a checkpoint / run directory. A resume must use the run's data and settings, except "
-    "(the global batch staying the same): {}"
 )
 
 
@@ -58,7 +46,7 @@ class PretrainConfig:
         "synthetic dataset", metavar="PATH")
     synthetic_size: int = setting(4096, "number of images of the built-in synthetic dataset")
     strict_data: bool = setting(False, "stop on unreadable, truncated or too-small images instead of "
-                             "skipping (or upscaling) them with a warning")
+                             "skipping (or upscaling) them with a warning", resumable=True)
     crop_scale: tuple[float, float] = setting((0.2, 1.0), "area range of the random resized crop, as "
                                            "fractions of the image", metavar=("MIN", "MAX"))
     augmentation: str = setting("rrc", "none (the whole image), crop (a fixed-size random crop: 0.875 of "
@@ -68,10 +56,10 @@ class PretrainConfig:
     decode_on: str = setting("cpu", "where images are decoded and cropped: cpu (Pillow, in the loader workers) or "
                           "device (JPEGs decoded on the GPU by torchvision's nvJPEG, then cropped, flipped and "
                           "normalised there as one batch; needs CUDA and torchvision, and --augmentation rrc)",
-                          choices=DECODE_ON)
+                          choices=DECODE_ON, resumable=True)
     num_workers: int = setting(default_workers(), "data loader worker processes per training process "
                                "(0: load in the training process)",
-                               default_from="the cores this process may use, less one, at most 8")
+                               default_from="the cores this process may use, less one, at most 8", resumable=True)
     # model
     model: str = setting("mae_vit_base_patch16", "named model: " + ", ".join(model_names()),
                       choices=tuple(model_names()), metavar="NAME")
@@ -99,15 +87,16 @@ class PretrainConfig:
                                      "every patch, the removed ones replaced by the mask token, and the "
                                      "decoder gets no mask tokens of its own; slower, and worse in the paper")
     # optimisation
-    epochs: int | None = optional("training epochs; default: about 2000 steps' worth, at most the paper's 800")
+    epochs: int | None = optional("training epochs; default: about 2000 steps' worth, at most the paper's 800",
+                                  resumable=True)
     warmup_epochs: float | None = optional("epochs of linear learning-rate warm-up (per iteration); default: "
                                        "5%% of --epochs, the paper's 40 of 800")
     batch_size: int | None = optional("images per process per step (per micro-step with --accum-iter); "
-                                  "default: the paper's 64, or less so that an epoch has 8 steps")
-    accum_iter: int = setting(1, "gradient accumulation steps per optimizer step")
+                                  "default: the paper's 64, or less so that an epoch has 8 steps", resumable=True)
+    accum_iter: int = setting(1, "gradient accumulation steps per optimizer step", resumable=True)
     effective_batch: int | None = optional(
         "images per optimizer step over all processes; when given, --accum-iter is derived from "
-        "it (effective_batch / (batch_size x processes)), which must divide exactly")
+        "it (effective_batch / (batch_size x processes)), which must divide exactly", resumable=True)
     blr: float | None = optional("base learning rate: lr = blr x effective batch / 256; default: the "
                              "paper's 1.5e-4, or more when that is too small to learn in this many steps")
     lr: float | None = optional("absolute learning rate (overrides --blr)")
@@ -115,47 +104,41 @@ class PretrainConfig:
     weight_decay: float = setting(0.05, "AdamW weight decay (not applied to biases and norms)")
     betas: tuple[float, float] = setting((0.9, 0.95), "AdamW betas", metavar=("BETA1", "BETA2"))
     clip_grad: float | None = optional("clip the gradient norm to this value (default: no clipping)")
-    precision: str = setting("auto", "fp32, bf16 (autocast), fp16 (autocast with a gradient "
-                          "scaler), or auto: bf16 on a GPU that supports it, else fp16 on a GPU, "
-                          "fp32 on CPU", choices=PRECISIONS)
+    precision: str = precision_setting(resumable=True)
     compile: bool | None = optional("torch.compile the model; default: on when the estimated cold compile "
                                 "is at most 5%% of the run's eager time (one step is timed at start), "
-                                "kernels cached in ~/.cache/mae/inductor")
+                                "kernels cached in ~/.cache/mae/inductor", resumable=True)
     fsdp: bool = setting(False, "shard parameters, gradients and optimizer state over the processes "
                       "(FSDP2 under torchrun; bf16 or fp32) instead of replicating them (DDP); "
                       "checkpoints are then sharded too (one file per process) and resume on any "
-                      "number of processes")
+                      "number of processes", resumable=True)
     # run
     seed: int = setting(0, "seed of every random draw (init, data order, augmentation, masks)")
-    device: str = setting("auto", "cpu, cuda, cuda:N, or auto (the GPU of this process when there "
-                       "is one, else cpu)")
-    threads: int | None = optional("torch intra-op CPU threads per process (default: torch's choice)")
-    matmul_backend: str = setting("auto", "float32 CPU linear layers through torch's BLAS, oneDNN, or "
-                               "auto (a short measured probe picks the faster; cached)",
-                               choices=MATMUL_BACKENDS)
+    device: str = device_setting(resumable=True)
+    threads: int | None = threads_setting(resumable=True)
+    matmul_backend: str = matmul_backend_setting(resumable=True)
     output_dir: str = setting("runs/pretrain", "run directory: config.yaml, metrics.jsonl, "
-                           "checkpoints/, pictures", metavar="DIR")
-    resume: str | None = optional(RESUME_HELP.format(", ".join(map(flag, RESUMABLE))), metavar="auto|PATH")
+                           "checkpoints/, pictures", metavar="DIR", resumable=True)
+    resume: str | None = optional(RESUME_HELP, metavar="auto|PATH", resumable=True)
     save_every_steps: int = setting(0, "also save a checkpoint every N optimizer steps (0: only at "
-                                 "epoch ends)")
-    save_every_epochs: int = setting(1, "save a checkpoint every N epochs (and always at the end)")
-    keep_last: int = setting(3, "checkpoints to keep (older ones are deleted)")
-    log_every: int = setting(20, "log metrics every N optimizer steps")
+                                 "epoch ends)", resumable=True)
+    save_every_epochs: int = setting(1, "save a checkpoint every N epochs (and always at the end)", resumable=True)
+    keep_last: int = setting(3, "checkpoints to keep (older ones are deleted)", resumable=True)
+    log_every: int = setting(20, "log metrics every N optimizer steps", resumable=True)
     preview_every_epochs: int = setting(0, "write a reconstruction picture every N epochs (0: only "
-                                     "at the end)")
-    preview_images: int = setting(8, "images in the reconstruction picture")
+                                     "at the end)", resumable=True)
+    preview_images: int = setting(8, "images in the reconstruction picture", resumable=True)
     knn_every_epochs: int = setting(0, "measure the k-NN accuracy of the encoder's cls features every "
                                  "N epochs, into metrics.jsonl (0: never); needs labelled data: the "
-                                 "built-in dataset, or class subfolders and --knn-val-data")
+                                 "built-in dataset, or class subfolders and --knn-val-data", resumable=True)
     knn_val_data: str | None = optional("labelled images (one subfolder per class, the training data's "
                                     "classes) that the k-NN monitor classifies; default for the "
-                                    "built-in dataset: held-out synthetic images", metavar="DIR")
+                                    "built-in dataset: held-out synthetic images", metavar="DIR", resumable=True)
     knn_images: int = setting(2048, "training images (evenly spread) and at most as many validation "
-                           "images used by the k-NN monitor")
+                           "images used by the k-NN monitor", resumable=True)
     tensorboard: bool = setting(False, "also log to TensorBoard (OUT/tensorboard: the metrics, and each "
-                             "reconstruction picture; needs the 'tensorboard' package)")
+                             "reconstruction picture; needs the 'tensorboard' package)", resumable=True)
 
-    MAY_CHANGE_ON_RESUME: ClassVar[tuple[str, ...]] = RESUMABLE
 
     def __post_init__(self):
         self.validate()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ...util.threads import default_workers
 from .base import check_seed, optional, require, setting
-from .pretrain import PRECISIONS
+from .common import device_setting, matmul_backend_setting, precision_setting, threads_setting
 
 SEG_HEADS = ("linear", "upernet")
 
@@ -46,13 +46,13 @@ class SegmentConfig:
     layer_decay: float = setting(0.65, "layer-wise lr decay")
     drop_path: float = setting(0.1, "stochastic depth rate of the encoder")
     clip_grad: float | None = optional("clip the gradient norm to this value (default: no clipping)")
-    precision: str = setting("auto", "fp32, bf16, fp16, or auto (bf16/fp16 on a GPU, fp32 on CPU)",
-                          choices=PRECISIONS)
+    precision: str = precision_setting()
     eval_every: int | None = optional("evaluate every N steps (default: at the end only)")
     log_every: int = setting(50, "log the training loss every N steps")
     seed: int = setting(0, "seed of the head init, data order and augmentation")
-    device: str = setting("auto", "cpu, cuda, cuda:N, or auto")
-    threads: int | None = optional("torch intra-op CPU threads (default: torch's choice)")
+    device: str = device_setting()
+    threads: int | None = threads_setting()
+    matmul_backend: str = matmul_backend_setting()
     num_workers: int = setting(default_workers(), "data loader worker processes (0: load in the training "
                                "process)", default_from="the cores this process may use, less one, at most 8")
     output_dir: str = setting("runs/segment", "run directory: config.yaml, metrics.jsonl, model.safetensors, "

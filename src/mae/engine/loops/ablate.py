@@ -31,6 +31,7 @@ from ...models.targets import TARGETS
 from ...storage.files import write_text_atomic
 from ...util.text import format_duration, format_size, plural
 from ...weights.load import load_model
+from ..compute.process import set_up_process
 from ..config.base import config_to_dict, find_config, flag, load_config
 from ..config.classifier import FinetuneConfig
 from ..config.pretrain import PretrainConfig
@@ -222,8 +223,7 @@ def ablate(config: AblateConfig) -> dict:
         _check_run_directory(run)
     make_knn_loaders(base, build_source(base.data, base.strict_data, base.synthetic_size, rendered_side(base.img_size),
                                     base.seed), False)  # labelled data and a held-out set, checked first
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    set_up_process(config.threads)  # the k-NN probes' process; each run sets its own backend
     out = Path(config.output_dir)
     results: dict[str, dict] = {}
     trained: list[float] = []  # wall seconds of each run trained by this call (not read back)

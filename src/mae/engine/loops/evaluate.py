@@ -4,8 +4,6 @@ robustness benchmarks (ImageNet-C mCE, -A, -R, -Sketch); `mae eval` is its comma
 import json
 from pathlib import Path
 
-import torch
-
 from ...data import SYNTHETIC, ImageFolder, Normalize, SyntheticShapes, default_mean_std, rendered_side
 from ...data.class_subsets import check_same_classes, class_subset, read_class_mapping
 from ...models.classifier import build_classifier
@@ -16,6 +14,7 @@ from ...storage.files import check_output_file, write_text_atomic
 from ...weights.load import load_encoder
 from ..compute import distributed
 from ..compute.precision import resolve_precision
+from ..compute.process import set_up_process
 from ..config.classifier import EvalConfig
 from .classifier import BEST_DIR, SYNTHETIC_VAL_SEED, eval_loader, evaluate_classifier
 
@@ -39,8 +38,7 @@ def evaluate(config: EvalConfig) -> int:
     """Score the classifier as `config` says, print the result, write --output; the exit status."""
     if config.output:
         check_output_file(config.output, "--output")
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_up_process(config.threads, config.matmul_backend)
     device = distributed.resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     path = classifier_file(config.checkpoint)

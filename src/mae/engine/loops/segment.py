@@ -32,11 +32,11 @@ from ...data.segmentation import (
 )
 from ...models.segmentation import Segmenter, build_segmenter
 from ...storage.files import write_text_atomic
-from ...util.allocator import keep_freed_memory
 from ...util.seeding import seed_global_rng
 from ...weights.format import write_safetensors
 from ..compute import distributed
 from ..compute.precision import autocast, grad_scaler, resolve_precision
+from ..compute.process import set_up_process
 from ..config.base import save_config
 from ..config.segment import SegmentConfig
 from ..eval.segmentation import SegmentationMetrics
@@ -112,9 +112,7 @@ def _folder_sources(config: SegmentConfig):
 
 
 def train_segmenter(config: SegmentConfig) -> SegmentResult:
-    keep_freed_memory()
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_up_process(config.threads, config.matmul_backend)
     device = distributed.resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     run_dir = Path(config.output_dir)

@@ -10,12 +10,11 @@ from typing import NamedTuple
 import torch
 
 from ...data import DataWarning
-from ...models.linear import set_matmul_backend
 from ...storage.checkpoint_folder import load_training_state
 from ...storage.disk import reporting_full_disk, require_free
-from ...util.allocator import keep_freed_memory
 from ..compute import distributed
 from ..compute.precision import PrecisionWarning, resolve_precision
+from ..compute.process import set_up_process
 from ..config.base import save_config
 from ..config.from_data import RecipeWarning, choose_recipe, resumed_settings, schedule_change
 from ..optim.scaling import resolve_batch, scaled_lr
@@ -140,10 +139,7 @@ def plan_run(config, env: distributed.DistEnv, num_images: int, num_classes: int
     Refuses a fresh run into a directory that already holds checkpoints: it would mix two
     runs' checkpoints, and `--resume auto` would later continue the wrong one.
     """
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    set_matmul_backend(config.matmul_backend)  # after the threads: the probe runs on them
-    keep_freed_memory()
+    set_up_process(config.threads, config.matmul_backend)
     run_dir = checked_run_dir(config.output_dir)
 
     def lock_existing() -> None:  # before its checkpoints are read (a new directory: in `start`)

@@ -4,7 +4,7 @@ and the same data.
 Each checkpoint keeps the run's settings (`config`) and the identity of its data (`data`:
 where it is, how many images, a digest of the list of image names). A resume whose
 settings or data differ is refused, naming each difference as old -> new. The settings that
-may differ are each config class's `MAY_CHANGE_ON_RESUME`: where the run is written, how it
+may differ are the fields each config marks `resumable` (`may_change_on_resume`): where the run is written, how it
 is logged and saved, how work is split over devices and workers, and the number of epochs
 (a finished run may be extended).
 """
@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from ...data import SYNTHETIC
-from ..config.base import config_to_dict, flag
+from ..config.base import config_to_dict, flag, may_change_on_resume
 
 
 def data_identity(data: str | None, *sources) -> dict:
@@ -45,7 +45,7 @@ def _shown(value) -> str:
 
 def differences(saved_config: dict, saved_data: dict | None, config, data: dict) -> list[str]:
     """'--name old -> new' for each setting that differs and may not, then the data's."""
-    allowed = set(type(config).MAY_CHANGE_ON_RESUME) | {"data"}  # the data: by identity, below
+    allowed = set(may_change_on_resume(type(config))) | {"data"}  # the data: by identity, below
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     found = []
     for name, new in config_to_dict(config).items():
@@ -62,7 +62,7 @@ def differences(saved_config: dict, saved_data: dict | None, config, data: dict)
 def check_same_run(checkpoint: Path, state: dict, config, data: dict) -> None:
     found = differences(state.get("config", {}), state.get("data"), config, data)
     if found:
-        allowed = ", ".join(flag(n) for n in type(config).MAY_CHANGE_ON_RESUME)
+        allowed = ", ".join(flag(n) for n in may_change_on_resume(type(config)))
         raise ValueError(
             f"cannot resume from {checkpoint}: this run differs from the one that wrote it: "
             f"{'; '.join(found)}. Resume with the run's own settings (its config.yaml) and data, or "
