@@ -8,12 +8,11 @@ import numpy as np
 import torch
 
 from .data.preprocess import check_image_path, load_images
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .models.mae import MaskedAutoencoder
 from .models.options import MASK_TYPES, check_mask_ratio
 from .weights.load import load_model
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 COLUMNS = ("original", "masked", "reconstruction", "reconstruction + visible")
 # axis labels of the metrics that runs plot (others: the metric's own name)
 CURVE_LABELS = {"step": "optimizer step", "loss": "training loss", "lr": "learning rate",

@@ -6,7 +6,7 @@ import shlex
 import torch
 
 from ..benchmarking import BenchSettings, build_variants, machine, markdown_table, run_benchmark, write_results
-from ..benchmarking.step import PRECISIONS
+from ..benchmarking.step import BENCH_PRECISIONS
 from ..benchmarking.variants import VARIANTS
 from ..engine.config.base import SizeArgument, parse_size
 from ..engine.run.metrics import Progress
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=32, help="images per step")
     parser.add_argument("--mask-ratio", type=float, default=0.75, help="fraction of patches removed")
     parser.add_argument("--decoder-depth", type=int, default=None, help="override the config's decoder depth")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    parser.add_argument("--precision", choices=BENCH_PRECISIONS, default="fp32",
                         help="bf16 = autocast with float32 master weights")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                         help="torch.compile every model (the first steps then include compilation)")

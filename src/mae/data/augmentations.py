@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from .options import AUGMENTATIONS
-from .transforms import RandomResizedCrop, ResizeCenterCrop, decode_region, fitted_box, to_tensor
+from .transforms import STANDARD_CROP, RandomResizedCrop, ResizeCenterCrop, decode_region, fitted_box, to_tensor
 
-FIXED_CROP_FRACTION = 0.875  # the fixed crop covers this much of the shorter side (224 of 256)
+FIXED_CROP_FRACTION = STANDARD_CROP  # the fixed crop covers this much of the shorter side
 JITTER = 0.4  # brightness, contrast and saturation factors drawn from [1 - JITTER, 1 + JITTER]
 
 

@@ -1,17 +1,12 @@
-"""Fine-tuning / linear-probing augmentation and the evaluation transform, on tensors, batched.
+"""Fine-tuning's augmentation on the device, batched: RandAugment, normalisation and random
+erasing, as the official recipe (timm's create_transform with `--aa rand-m9-mstd0.5-inc1
+--reprob 0.25 --remode pixel`): RandAugment (2 ops per image, magnitude 9 +- 0.5, each op
+applied with p 0.5) -> ImageNet mean/std -> random erasing (p 0.25, per-pixel Gaussian noise).
+The crop and flip before them are the data loader's (data/transforms.py).
 
-Train (the official fine-tuning recipe, timm's create_transform with
-`--aa rand-m9-mstd0.5-inc1 --reprob 0.25 --remode pixel`):
-    random resized crop (scale 0.08-1, ratio 3/4-4/3, bicubic) -> horizontal flip (p 0.5)
-    -> RandAugment (2 ops per image, magnitude 9 +- 0.5, each op applied with p 0.5)
-    -> ImageNet mean/std -> random erasing (p 0.25, per-pixel Gaussian noise)
-Linear probe: crop and flip only. Eval: resize the short side to size / 0.875 (224 -> 256;
-crop fraction 1 above 224, as the official code), bicubic, then centre crop.
-
-Images come in as a list of [C, H, W] tensors of any sizes or one [N, C, H, W] tensor,
-uint8 (0-255) or float (0-1), on any device; out comes one normalised float [N, C, S, S]
-batch on that device. Every random draw comes from the torch.Generator passed in (on the
-CPU), one fixed-size draw per image and step whatever the outcome, so the result is a
+Images come in as one float [N, C, H, W] batch in [0, 1], on any device. Every random draw
+comes from the torch.Generator passed in (on the CPU), one fixed-size draw per image and step
+whatever the outcome, so the result is a
 function of how the caller seeded it: (seed, epoch, index) for one image in a data worker,
 or (seed, epoch, step) for a batch on the accelerator.
 
@@ -37,8 +32,6 @@ How RandAugment maps to timm's `rand-m9-mstd0.5-inc1`, and where it differs:
   * Random erasing is written here: kornia.augmentation.RandomErasing fills a constant,
     the recipe's "pixel" mode fills per-pixel N(0, 1) noise (in normalised units). Box
     sampling as timm: area 2%-33%, aspect 0.3-3.3 (log-uniform), up to 10 tries.
-  * Resizing is torch's antialiased bicubic (as torchvision on tensors, close to PIL's);
-    kornia's resize antialiases with a Gaussian pre-blur instead.
 """
 
 import math
@@ -46,35 +39,14 @@ from dataclasses import dataclass
 
 import kornia
 import torch
-import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
 MAX_LEVEL = 10.0  # timm's magnitude scale
 CROP_ATTEMPTS = 10
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def as_float_images(images) -> list[torch.Tensor] | torch.Tensor:
-    """uint8 0-255 -> float 0-1; float images are taken as 0-1 already."""
-    def convert(image):
-        return image.float().div(255.0) if image.dtype == torch.uint8 else image.float()
-
-    if isinstance(images, torch.Tensor):
-        if images.ndim != 4:
-            raise ValueError(f"expected images [N, C, H, W], got shape {tuple(images.shape)}")
-        return convert(images)
-    images = list(images)
-    for image in images:
-        if image.ndim != 3:
-            raise ValueError(f"expected each image as [C, H, W], got shape {tuple(image.shape)}")
-    return [convert(image) for image in images]
-
-
-def _image_sizes(images) -> torch.Tensor:
-    return torch.tensor([list(image.shape[-2:]) for image in images], dtype=torch.float64)  # [N, 2]
 
 
 def _uniform(low, high, shape, generator) -> torch.Tensor:
@@ -91,63 +63,6 @@ def normalize(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> tor
     mean = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
     std = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
     return (images - mean) / std
-
-
-def resize_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[C, H, W] -> [C, h, w], antialiased bicubic, clipped to [0, 1] (bicubic overshoots)."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    out = F.interpolate(image[None], size=size, mode="bicubic", align_corners=False, antialias=True)
-    return out[0].clamp_(0.0, 1.0)
-
-
-# ---------------------------------------------------------------- crop and flip
-
-
-def sample_crop_boxes(sizes: torch.Tensor, scale, ratio, generator) -> torch.Tensor:
-    """Random-resized-crop boxes, as torchvision / timm: [N, 2] (H, W) -> [N, 4] (top, left, h, w).
-
-    Up to 10 tries of (area fraction ~ U(scale), log aspect ~ U(log ratio)); the first box
-    that fits is taken, else a centre crop with the aspect clamped to `ratio`.
-    """
-    height, width = sizes[:, :1], sizes[:, 1:]  # [N, 1]
-    n = len(sizes)
-    area = height * width * _uniform(scale[0], scale[1], (n, CROP_ATTEMPTS), generator)
-    aspect = torch.exp(_uniform(math.log(ratio[0]), math.log(ratio[1]), (n, CROP_ATTEMPTS), generator))
-    w = torch.round(torch.sqrt(area * aspect))
-    h = torch.round(torch.sqrt(area / aspect))
-    fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)  # [N, tries]
-    first = fits.double().argmax(dim=1, keepdim=True)  # index of the first fitting try
-    h, w = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0]
-    top = _randint_inclusive(height[:, 0] - h, generator)
-    left = _randint_inclusive(width[:, 0] - w, generator)
-
-    # fallback: the largest centred box with the aspect ratio clamped into `ratio`
-    in_ratio = width[:, 0] / height[:, 0]
-    fb_w = torch.where(in_ratio > ratio[1], torch.round(height[:, 0] * ratio[1]), width[:, 0])
-    fb_h = torch.where(in_ratio < ratio[0], torch.round(width[:, 0] / ratio[0]), height[:, 0])
-    found = fits.any(dim=1)
-    h, w = torch.where(found, h, fb_h), torch.where(found, w, fb_w)
-    top = torch.where(found, top, ((height[:, 0] - fb_h) / 2).floor())
-    left = torch.where(found, left, ((width[:, 0] - fb_w) / 2).floor())
-    return torch.stack([top, left, h, w], dim=1).long()
-
-
-def random_resized_crop(
-    images, size: int, generator: torch.Generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
-) -> torch.Tensor:
-    """Crop each image to a random box and resize it to size x size: -> [N, C, S, S]."""
-    boxes = sample_crop_boxes(_image_sizes(images), scale, ratio, generator).tolist()
-    # one resize per image: the boxes differ in size (and so may the images)
-    return torch.stack([
-        resize_bicubic(image[:, top:top + h, left:left + w], (size, size))
-        for image, (top, left, h, w) in zip(images, boxes)
-    ])
-
-
-def random_horizontal_flip(images: torch.Tensor, generator, p: float = 0.5) -> torch.Tensor:
-    flip = (torch.rand(len(images), generator=generator) < p).to(images.device)
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
 # ---------------------------------------------------------------- RandAugment ops
@@ -353,89 +268,3 @@ def random_erasing(
     index = chosen.to(device)
     erased = torch.where(box, noise, images.index_select(0, index))
     return images.index_copy(0, index, erased)
-
-
-# ---------------------------------------------------------------- the transforms
-
-
-@dataclass
-class TrainTransform:
-    """Crop, flip, optional RandAugment, normalise, optional random erasing."""
-
-    size: int = 224
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: float = 0.5
-    rand_augment: RandAugment | None = None
-    reprob: float = 0.0
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-
-    def __post_init__(self):
-        if self.size < 1:
-            raise ValueError(f"crop size must be >= 1, got {self.size}")
-        if not 0 < self.scale[0] <= self.scale[1] <= 1:
-            raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.scale}")
-        if not 0 < self.ratio[0] <= self.ratio[1]:
-            raise ValueError(f"crop ratio must satisfy 0 < min <= max, got {self.ratio}")
-        for name in ("hflip", "reprob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
-
-    def __call__(self, images, generator: torch.Generator) -> torch.Tensor:
-        """Images (a list of [C, H, W] or one [N, C, H, W]) -> normalised [N, C, size, size]."""
-        images = as_float_images(images)
-        x = random_resized_crop(images, self.size, generator, self.scale, self.ratio)  # [N, C, S, S]
-        x = random_horizontal_flip(x, generator, self.hflip)
-        if self.rand_augment is not None:
-            x = self.rand_augment(x, generator)
-        x = normalize(x, self.mean, self.std)
-        if self.reprob > 0:
-            x = random_erasing(x, generator, self.reprob)
-        return x
-
-
-def finetune_train_transform(
-    size: int = 224, reprob: float = 0.25, rand_augment: RandAugment | None = None
-) -> TrainTransform:
-    """The official fine-tuning augmentation (rand-m9-mstd0.5-inc1, reprob 0.25, pixel mode)."""
-    return TrainTransform(size=size, rand_augment=rand_augment or RandAugment(), reprob=reprob)
-
-
-def linprobe_train_transform(size: int = 224) -> TrainTransform:
-    """The official linear-probing augmentation: random resized crop and flip only."""
-    return TrainTransform(size=size)
-
-
-@dataclass
-class EvalTransform:
-    """Resize the short side to int(size / crop_pct) (antialiased bicubic), centre crop, normalise.
-
-    crop_pct None is the official choice: 0.875 up to 224 pixels (224 -> 256), 1 above.
-    """
-
-    size: int = 224
-    crop_pct: float | None = None
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-
-    def __post_init__(self):
-        if self.crop_pct is None:
-            self.crop_pct = 224 / 256 if self.size <= 224 else 1.0
-        if not 0 < self.crop_pct <= 1:
-            raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
-
-    def resized_shape(self, height: int, width: int) -> tuple[int, int]:
-        short = int(self.size / self.crop_pct)
-        if height <= width:
-            return short, int(short * width / height)
-        return int(short * height / width), short
-
-    def __call__(self, images) -> torch.Tensor:
-        crops = []
-        for image in as_float_images(images):
-            image = resize_bicubic(image, self.resized_shape(*image.shape[-2:]))
-            top = int(round((image.shape[-2] - self.size) / 2.0))
-            left = int(round((image.shape[-1] - self.size) / 2.0))
-            crops.append(image[:, top:top + self.size, left:left + self.size])
-        return normalize(torch.stack(crops), self.mean, self.std)

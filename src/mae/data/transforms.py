@@ -22,6 +22,7 @@ from .images import decode_image, oriented_size
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)  # the channel means of the above, for 1-channel data
+STANDARD_CROP = 224 / 256  # the usual evaluation view: the middle 224 pixels of 256
 
 
 def default_mean_std(channels: int) -> tuple[tuple, tuple]:

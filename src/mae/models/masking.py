@@ -143,7 +143,9 @@ def take_rows(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 def random_masking(x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None,
                    mask_type: str = "random", grid: tuple[int, int] | None = None):
-    """Keep a subset of tokens per sample (random by default; see `shape_noise`).
+    """Keep a subset of tokens per sample (random by default; see `shape_noise`): the official
+    `MaskedAutoencoderViT.random_masking`, as a public function for code ported from it. The
+    model itself calls `mask_plan` and `take_rows`, which this is built from.
 
     x: [N, L, D] tokens. noise: [N, L] uniform noise; the tokens with the smallest noise
     are kept (so a fixed noise reproduces a mask exactly).

@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data import ImageFolder, ResizeCenterCrop
+from ..data.transforms import STANDARD_CROP
 from .benchmarks import SEVERITIES, alexnet_errors
 
 INSTALL = "pip install 'mae[corruptions]' (the imagecorruptions-imaug package, which runs on current numpy)"
@@ -92,7 +93,7 @@ class _Job:
 
     def __init__(self, source: ImageFolder, out: Path, names, severities, size: int, seed: int):
         self.source, self.out, self.names, self.severities = source, out, names, severities
-        self.view = ResizeCenterCrop(size, 224 / 256, channels=3)  # as ImageNet-C: 224 of 256
+        self.view = ResizeCenterCrop(size, STANDARD_CROP, channels=3)  # as ImageNet-C: 224 of 256
         self.seed = seed
 
     def target(self, index: int, name: str, severity: int) -> Path:

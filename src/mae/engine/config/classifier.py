@@ -13,7 +13,7 @@ from ...util.threads import default_workers
 from .base import RESUME_HELP, Size, check_seed, optional, require, setting
 from .common import device_setting, matmul_backend_setting, precision_setting, threads_setting
 
-POOLS = ("avg", "token")
+GLOBAL_POOLS = ("avg", "token")
 
 
 @dataclass
@@ -102,7 +102,7 @@ class DownstreamConfig:
 class FinetuneConfig(DownstreamConfig):
     RECIPE_PREFIX: ClassVar[str] = "finetune"  # --config NAME reads configs/finetune_NAME.yaml
     global_pool: str = setting("avg", "avg: mean of the patch tokens + fc_norm (official fine-tuning); "
-                            "token: the cls token + the final norm", choices=POOLS)
+                            "token: the cls token + the final norm", choices=GLOBAL_POOLS)
     finetune_blocks: int | None = optional("partial fine-tuning: train only the last K blocks (+ norm "
                                        "and head); default: every block", metavar="K")
     layer_decay: float = setting(0.75, "layer-wise lr decay (0.65 for ViT-B, 0.75 for ViT-L/H)")

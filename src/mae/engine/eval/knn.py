@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-POOLS = ("cls", "mean")
+KNN_POOLS = ("cls", "mean")
 
 
 @torch.no_grad()
@@ -84,8 +84,8 @@ def extract_features(
     pool="cls": the cls token after the final norm; "mean": the mean of the patch tokens.
     The model runs in eval mode (its mode is restored afterwards), without masking.
     """
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if pool not in KNN_POOLS:
+        raise ValueError(f"pool must be one of {KNN_POOLS}, got {pool!r}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()

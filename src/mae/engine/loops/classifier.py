@@ -1,11 +1,11 @@
 """Training a classifier on a pretrained encoder: the loop shared by fine-tuning and linear probing.
 
-    result = train_classifier(config, recipe)     # recipe: FINETUNE or LINPROBE (their modules)
+    result = train_classifier(config, task)     # task: FINETUNE or LINPROBE (their modules)
 
-A recipe says what differs: how the classifier is built (which parameters train), the
-optimizer, the augmentation on the device, and the loss. Everything else is one loop:
+A task (fine-tuning or linear probing) says what differs: how the classifier is built (which
+parameters train), the optimizer, the augmentation on the device, and the loss. Everything else is one loop:
 per optimizer step, lr from the warm-up + cosine schedule, then for each accumulation
-micro-step the recipe's augmentation (drawn from (seed, step, micro-step, rank)), a forward
+micro-step the task's augmentation (drawn from (seed, step, micro-step, rank)), a forward
 under autocast and a backward; after every epoch an evaluation (top-1, top-5, loss) on the
 validation set, a checkpoint (the last ones kept) and, when top-1 improved, the best model.
 
@@ -41,6 +41,7 @@ from ...data import (
     steps_per_epoch,
 )
 from ...data.class_subsets import ClassSubset, check_same_classes
+from ...data.transforms import STANDARD_CROP
 from ...models.vit import VisionTransformer
 from ...storage.checkpoint_folder import load_model_state
 from ...util.seeding import generator, seed_global_rng
@@ -69,7 +70,7 @@ BEST_DIR = "best"
 
 
 @dataclass
-class Recipe:
+class ClassifierTask:
     """What fine-tuning and linear probing do differently."""
 
     name: str  # "finetune" / "linprobe": progress and messages
@@ -121,7 +122,7 @@ def synthetic_sources(config: DownstreamConfig, img_size) -> tuple[ImageSource, 
 
 def eval_crop_fraction(img_size) -> float:
     """The official evaluation view: 224 of 256 up to 224 pixels (the longer side), the whole image above."""
-    return 224 / 256 if max(to_2tuple(img_size)) <= 224 else 1.0
+    return STANDARD_CROP if max(to_2tuple(img_size)) <= 224 else 1.0
 
 
 def eval_loader(source: ImageSource, img_size, channels: int, batch_size: int, num_workers: int,
@@ -212,17 +213,17 @@ def _load_resumed(model: torch.nn.Module, path: Path, state: dict) -> None:
 # ---------------------------------------------------------------- the loop
 
 
-def train_classifier(config: DownstreamConfig, recipe: Recipe) -> DownstreamResult:
+def train_classifier(config: DownstreamConfig, task: ClassifierTask) -> DownstreamResult:
     config.validate()
     env = distributed.setup(config.device)
     try:
-        return _train(config, recipe, env)
+        return _train(config, task, env)
     finally:
         unlock_run_dir(Path(config.output_dir))
         distributed.teardown(env)
 
 
-def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -> DownstreamResult:
+def _train(config: DownstreamConfig, task: ClassifierTask, env: distributed.DistEnv) -> DownstreamResult:
     # ---- every check before any compute: the data, the head's classes, the encoder
     warn_on_main_only(env)
     synthetic = config.data in (None, SYNTHETIC)
@@ -238,7 +239,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
         raise ValueError(f"--num-classes {num_classes} is fewer than the {len(classes)} classes of "
                          "the training data")
     torch.manual_seed(config.seed)  # the fresh head (and fc_norm)
-    raw_model, report = recipe.build(config, encoder_source(config), num_classes)
+    raw_model, report = task.build(config, encoder_source(config), num_classes)
     img_size = tuple(raw_model.config["img_size"])  # (height, width)
     if synthetic:
         train_source, val_source = synthetic_sources(config, img_size)
@@ -250,7 +251,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     warn_low_lr(config, base_lr, global_batch, total_steps)
     warn_short_run(config, epoch_steps)
 
-    optimizer = recipe.optimizer(config, raw_model, base_lr)
+    optimizer = task.optimizer(config, raw_model, base_lr)
     scaler = grad_scaler(precision, device)
     step, best_top1, last_top1, epoch_loss = 0, None, None, 0.0
     state = plan.resumed_state(epoch_steps, config, data)
@@ -263,7 +264,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
 
     model = distributed.wrap(raw_model, env)
     normalize = Normalize(*default_mean_std(channels)).to(device)
-    augment = recipe.augment(config, num_classes)
+    augment = task.augment(config, num_classes)
     batches = TrainBatches(len(train_source), config.batch_size, config.epochs, config.seed,
                            env.world_size, env.rank, accum, start_step=step)
     crop = RandomResizedCrop(img_size, config.crop_scale, channels=channels)
@@ -275,7 +276,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
     summary = plan.start(config, env, epoch_steps, total_steps, raw_model)
     logger = MetricsLogger(run_dir, env.is_main, config.tensorboard,
                            resume_step=step if resume_from is not None else None)
-    progress = Progress(total_steps, step, env.is_main, recipe.name)
+    progress = Progress(total_steps, step, env.is_main, task.name)
     trainable = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
     progress.write(f"encoder: {report.summary()}")
     progress.write(f"data: train {train_source!r}, val {val_source!r}; {num_classes} classes")
@@ -321,14 +322,14 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
         if env.is_main:
             save_curves(read_metrics(run_dir), run_dir / "curves.png", keys=("loss", "val_loss", "val_top1"))
         if env.is_main and improved:
-            save_model(recipe.export(raw_model), run_dir / "checkpoints" / BEST_DIR / "model.safetensors",
+            save_model(task.export(raw_model), run_dir / "checkpoints" / BEST_DIR / "model.safetensors",
                        {"mae.best": f"epoch {epoch + 1}, step {step}, val top-1 {last_top1:.4f}"})
         save_checkpoint()
 
     def save_checkpoint() -> None:
         log_window()  # never save past a loss that was not checked
         if env.is_main:
-            checkpoints.save(step, recipe.export(raw_model), {
+            checkpoints.save(step, task.export(raw_model), {
                 "step": step, "epoch": step / epoch_steps, "global_batch": global_batch,
                 "steps_per_epoch": epoch_steps, "lr": lr, "top1": last_top1, "best_top1": best_top1,
                 "epoch_loss": float(epoch_loss), "head": raw_model.head.state_dict(),
@@ -355,7 +356,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
             with distributed.sync_gradients(model, last_micro):
                 with autocast(precision, device):
                     logits = model(imgs)
-                loss = recipe.loss(logits.float(), targets)
+                loss = task.loss(logits.float(), targets)
                 scaler.scale(loss / accum).backward()
             step_loss += loss.detach()
             micro = (micro + 1) % accum
@@ -375,7 +376,7 @@ def _train(config: DownstreamConfig, recipe: Recipe, env: distributed.DistEnv) -
             if step < total_steps and stop.agreed(env, step, config.log_every):
                 if not epoch_end:
                     save_checkpoint()
-                raise stop.stopped(recipe.name, step, total_steps, checkpoints.latest(), run_dir)
+                raise stop.stopped(task.name, step, total_steps, checkpoints.latest(), run_dir)
     finally:
         stop.restore()
         progress.close()

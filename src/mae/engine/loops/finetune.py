@@ -21,7 +21,7 @@ from ...models.classifier import build_classifier, freeze_all_but_last_blocks
 from ..config.classifier import FinetuneConfig
 from ..optim.lr_decay import param_groups_lrd
 from ..optim.optimizers import adamw
-from .classifier import DownstreamResult, Recipe, train_classifier
+from .classifier import ClassifierTask, DownstreamResult, train_classifier
 
 
 def build(config: FinetuneConfig, encoder, num_classes: int):
@@ -69,7 +69,7 @@ def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return soft_target_cross_entropy(logits, targets)
 
 
-FINETUNE = Recipe(name="finetune", build=build, optimizer=optimizer, augment=augment, loss=loss,
+FINETUNE = ClassifierTask(name="finetune", build=build, optimizer=optimizer, augment=augment, loss=loss,
                   export=lambda model: model)
 
 

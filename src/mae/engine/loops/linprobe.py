@@ -19,7 +19,7 @@ from ...data.transforms import default_mean_std
 from ...models.classifier import build_classifier, fold_linprobe_head
 from ..config.classifier import LinprobeConfig
 from ..optim.lars import LARS
-from .classifier import DownstreamResult, Recipe, train_classifier
+from .classifier import ClassifierTask, DownstreamResult, train_classifier
 
 
 def build(config: LinprobeConfig, encoder, num_classes: int):
@@ -39,7 +39,7 @@ def augment(config: LinprobeConfig, num_classes: int):
     return apply
 
 
-LINPROBE = Recipe(name="linprobe", build=build, optimizer=optimizer, augment=augment,
+LINPROBE = ClassifierTask(name="linprobe", build=build, optimizer=optimizer, augment=augment,
                   loss=F.cross_entropy, export=fold_linprobe_head)
 
 
