@@ -27,7 +27,7 @@ FACES = {"mae", "mae.engine"}  # packages whose __init__ hands names on from the
 NO_TORCH_AT_IMPORT = ["mae", "mae.cli", "mae.engine", "mae.data", "mae.models"] + [
     f"mae.engine.config.{name}" for name in ("base", "pretrain", "classifier", "segment", "from_data")] + [
     f"mae.commands.{name}" for name in ("pretrain", "finetune", "linprobe", "evaluate", "corrupt", "segment",
-                                        "visualize", "convert", "shards")]
+                                        "visualize", "convert", "shards", "ablate")] + ["mae.engine.config.ablate"]
 
 
 def module_name(path: Path) -> str:

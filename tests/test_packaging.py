@@ -2,6 +2,7 @@
 outside a clone. Built here, installed into a fresh virtual environment that reuses this one's
 packages (torch is never installed twice), and run from a folder that holds no clone."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(command: list, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed wheel, not a checkout
+    done = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
     assert done.returncode == 0, f"{' '.join(map(str, command))} failed:\n{done.stdout}\n{done.stderr}"
     return done
 

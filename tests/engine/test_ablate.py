@@ -8,8 +8,9 @@ import yaml
 import mae
 from helpers import TINY
 from mae import cli
+from mae.engine.config.ablate import AblateConfig
 from mae.engine.loops import ablate as ablate_module
-from mae.engine.loops.ablate import AblateConfig, ablate, plan
+from mae.engine.loops.ablate import ablate, plan
 
 BASE = dict(model="mae_vit_tiny_patch16", **TINY, synthetic_size=64, epochs=1, warmup_epochs=0, batch_size=32,
             num_workers=0, preview_images=2, blr=1e-2, log_every=1, mask_ratio=0.75)

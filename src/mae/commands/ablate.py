@@ -3,7 +3,7 @@ as the paper's Table 1."""
 
 import argparse
 
-from ..engine.loops.ablate import AblateConfig, ablate
+from ..engine.config.ablate import AblateConfig
 from ..util.text import plural
 from .training import add_training_arguments, run_training
 
@@ -33,4 +33,6 @@ def _summary(table: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.loops.ablate import ablate  # loads torch: only when the command runs
+
     return run_training("ablate", AblateConfig, ablate, args, _summary, rerun_resumes=True)
