@@ -27,7 +27,8 @@ FACES = {"mae", "mae.engine"}  # packages whose __init__ hands names on from the
 NO_TORCH_AT_IMPORT = ["mae", "mae.cli", "mae.engine", "mae.data", "mae.models"] + [
     f"mae.engine.config.{name}" for name in ("base", "pretrain", "classifier", "segment", "from_data")] + [
     f"mae.commands.{name}" for name in ("pretrain", "finetune", "linprobe", "evaluate", "corrupt", "segment",
-                                        "visualize", "convert", "shards", "ablate")] + ["mae.engine.config.ablate"]
+                                        "visualize", "convert", "shards", "ablate", "bench")] + [
+    "mae.engine.config.ablate", "mae.engine.config.bench"]
 
 
 def module_name(path: Path) -> str:
@@ -141,3 +142,18 @@ def test_no_test_waits_on_a_child_process_without_a_timeout():
                     k.arg == "timeout" for k in node.keywords):
                 untimed.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}")
     assert not untimed, "waits without a timeout:\n" + "\n".join(untimed)
+
+
+def test_every_help_answers_without_torch():
+    import subprocess
+    import sys
+
+    from mae.cli import COMMANDS
+
+    code = ("import sys\nfrom mae.cli import main\n"
+            "for argv in [['--help']] + [[name, '--help'] for name in sys.argv[1:]]:\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, *COMMANDS], capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+    assert all(f"usage: mae {name}" in out.stdout for name in COMMANDS)

@@ -6,6 +6,7 @@ modules are imported only when their command is used, so `mae --help` stays fast
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from . import __version__

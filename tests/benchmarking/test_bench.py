@@ -224,12 +224,12 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 
 def test_command_writes_json_and_markdown(tmp_path, capsys):
     out = tmp_path / "run.json"
-    code = main(["bench", "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--batch", "2",
-                 "--steps", "2", "--warmup", "1", "--decoder-depth", "1", "--compare", "mask-token",
-                 "--no-fused-attention", "--matmul-backend", "onednn", "--out", str(out)])
+    code = main(["bench", "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--batch", "2", "--no-compile",
+                 "--precision", "fp32", "--steps", "2", "--warmup", "1", "--decoder-depth", "1", "--compare",
+                 "mask-token", "--no-fused-attention", "--matmul-backend", "onednn", "--out", str(out)])
     assert code == 0
     record = json.loads(out.read_text())
-    assert record["command"].startswith("mae bench --model mae_vit_tiny_patch16 --img-size 32 --batch 2")
+    assert record["command"].startswith("mae bench --model mae_vit_tiny_patch16 --img-size 32 --batch-size 2")
     assert "--compare mask-token" in record["command"] and "--no-fused-attention" in record["command"]
     assert record["machine"]["cpu_cores"] >= 1 and record["model"] == "mae_vit_tiny_patch16"
     assert record["settings"]["batch"] == 2 and record["fused_attention"] is False
@@ -241,8 +241,8 @@ def test_command_writes_json_and_markdown(tmp_path, capsys):
     assert "| ours |" in printed.out and "bench:" not in printed.out
     # what it is doing, on stderr as it goes (plain lines: not a terminal)
     lines = printed.err.splitlines()
-    assert lines[0] == ("bench: building ours, mask-token (mae_vit_tiny_patch16, 32 px, batch 2, 1 warm-up + 2 "
-                        "timed rounds)")
+    assert lines[0] == ("bench: building ours, mask-token (mae_vit_tiny_patch16, 32 px, batch 2, fp32, eager, "
+                        "1 warm-up + 2 timed rounds)")
     assert any("warm-up round 1/1 | variant mask-token" in line for line in lines), lines
     assert [line.split(" | ")[1] for line in lines if "| timed round" in line] == ["timed round 1/2", "timed round 2/2"]
     assert lines[-1] == "bench: measuring the peak matmul rate"
@@ -251,7 +251,7 @@ def test_command_writes_json_and_markdown(tmp_path, capsys):
 def test_command_measures_a_non_square_size_and_records_it_as_given(tmp_path, capsys):
     out = tmp_path / "wide.json"
     assert main(["bench", "--model", "mae_vit_tiny_patch16", "--img-size", "32", "48", "--batch", "2", "--steps", "1",
-                 "--warmup", "0", "--decoder-depth", "1", "--out", str(out)]) == 0
+                 "--warmup", "0", "--no-compile", "--decoder-depth", "1", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert "--img-size 32 48 " in record["command"] and record["settings"]["img_size"] == [32, 48]
     assert "32x48 px" in out.with_suffix(".md").read_text()
@@ -301,3 +301,31 @@ def test_publish_prints_the_table_and_writes_files_only_when_asked(tmp_path, cap
     assert f"wrote {tmp_path / 'x.json'}" in printed and f"wrote {tmp_path / 'x.md'}" in printed
     assert json.loads((tmp_path / "x.json").read_text())["results"] == [1, 2]
     assert (tmp_path / "x.md").read_text().endswith("| a |\n")
+
+
+class Measured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_defaults_measure_a_long_runs_step_compiled_in_the_fastest_precision(monkeypatch, native):
+    import mae.benchmarking.bench as bench
+
+    def measure(settings, variants, progress=None):
+        raise Measured(settings, list(variants))
+
+    monkeypatch.setattr(bench, "native_bf16", lambda device: native)
+    monkeypatch.setattr(bench, "run_benchmark", measure)
+    with pytest.raises(Measured) as done:
+        main(["bench", "--model", "mae_vit_tiny_patch16", "--img-size", "32", "--compare", "hf", "--compare",
+              "mask-token", "full-head"])
+    settings, names = done.value.args
+    assert settings.compile and settings.warmup >= 1
+    assert settings.precision == ("bf16" if native else "fp32")
+    assert names == ["ours", "hf", "mask-token", "full-head"]
+
+
+def test_compile_without_a_warm_up_is_refused_naming_the_way_out(capsys):
+    assert main(["bench", "--model", "mae_vit_tiny_patch16", "--warmup", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--warmup" in err and "--no-compile" in err

@@ -25,7 +25,7 @@ from .measure import (
     synchronize,
     training_flops_per_image,
 )
-from .step import BENCH_PRECISIONS, TrainStep, default_optimizers
+from .step import STEP_PRECISIONS, TrainStep, default_optimizers
 from .variants import COMPILED_VARIANTS
 
 
@@ -51,8 +51,8 @@ class BenchSettings:
             raise ValueError(f"--steps must be >= 1 and --warmup >= 0, got {self.steps}, {self.warmup}")
         if self.compile and self.warmup < 1:
             raise ValueError("--compile needs --warmup >= 1, or compilation would be timed")
-        if self.precision not in BENCH_PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(BENCH_PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in STEP_PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(STEP_PRECISIONS)}, got {self.precision!r}")
         check_mask_ratio(self.mask_ratio)
         check_seed(self.seed)
         try:

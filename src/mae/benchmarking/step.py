@@ -11,7 +11,7 @@ import torch.nn as nn
 from ..engine.optim.optimizers import adamw, param_groups
 from .variants import HuggingFaceMAE
 
-BENCH_PRECISIONS = ("fp32", "bf16")
+STEP_PRECISIONS = ("fp32", "bf16")
 
 
 def shared_optimizer(models: list[nn.Module], lr: float = 1.5e-4, weight_decay: float = 0.05):
@@ -49,8 +49,8 @@ def default_optimizers(variants: dict[str, nn.Module]) -> dict[str, torch.optim.
 class TrainStep:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
                  precision: str = "fp32", compile: bool = False):
-        if precision not in BENCH_PRECISIONS:
-            raise ValueError(f"precision must be one of {BENCH_PRECISIONS}, got {precision!r}")
+        if precision not in STEP_PRECISIONS:
+            raise ValueError(f"precision must be one of {STEP_PRECISIONS}, got {precision!r}")
         self.model = model
         self.forward = torch.compile(model) if compile else model
         self.optimizer = optimizer

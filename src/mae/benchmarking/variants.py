@@ -19,12 +19,12 @@ several times in memory; the Hugging Face twin gets a copy of ours' weights.
 
 import torch.nn as nn
 
+from ..engine.config.bench import VARIANTS
 from ..models.linear import Linear
 from ..models.mae import MaskedAutoencoder
 from ..models.vit import Attention
 from ..models.zoo import model_config
 
-VARIANTS = ("ours", "ours-compiled", "full-head", "mask-token", "hf", "hf-eager", "hf-matmul")
 COMPILED_VARIANTS = ("ours-compiled",)  # compiled by the benchmark whatever its --compile
 
 ENCODER_PARTS = ("patch_embed", "cls_token", "pos_embed", "blocks", "norm")

@@ -23,6 +23,14 @@ def cpu_has_native(precision: str) -> bool:
         return False
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether this device computes bf16 matmuls natively (a GPU that supports bf16, or a CPU with
+    AVX-512 bf16 or AMX): where a bf16 step is the fast one."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native("bf16")
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """"auto" -> bf16 on a GPU that supports it, fp16 on an older GPU, fp32 elsewhere.
     An explicit bf16 / fp16 on a CPU that only emulates it is kept, with a PrecisionWarning."""

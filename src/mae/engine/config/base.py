@@ -175,7 +175,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
             chosen = field.metadata.get("default_from")
             help_text += f" (default: {shown} on this machine: {chosen})" if chosen else f" (default: {shown})"
         kwargs = dict(dest=field.name, default=argparse.SUPPRESS, help=help_text)
-        if base is bool:
+        if field.metadata.get("repeatable"):  # `--compare a --compare b` and `--compare a b` alike
+            kwargs.update(action="extend", nargs="+", metavar=field.metadata.get("metavar", "VALUE"))
+        elif base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif base == Size:
             kwargs["action"] = SizeArgument
@@ -190,7 +192,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
             kwargs["metavar"] = "{" + ",".join(map(str, field.metadata["choices"])) + "}"
         else:
             kwargs["metavar"] = base.__name__.upper()
-        parser.add_argument(flag(field.name), **kwargs)
+        parser.add_argument(flag(field.name), *field.metadata.get("aliases", ()), **kwargs)
 
 
 def find_config(name: str | Path, prefix: str | None = None) -> Path:
