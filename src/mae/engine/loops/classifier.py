@@ -15,7 +15,6 @@ built-in dataset gives `synthetic_size` training images (those pretraining sees)
 loader workers (seeded from (seed, epoch, index)); the rest runs batched on the device.
 """
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -59,7 +58,7 @@ from ..optim.optimizers import optimizer_step
 from ..optim.schedules import set_lr, warmup_cosine
 from ..run.lock import unlock_run_dir
 from ..run.metrics import MetricsLogger, Progress, read_metrics
-from ..run.plan import plan_run, read_losses, warn_on_main_only
+from ..run.plan import LossWindow, plan_run, warn_on_main_only
 from ..run.resume_check import data_identity
 from ..run.stops import StopOnSignal
 
@@ -233,7 +232,8 @@ def _train(config: DownstreamConfig, task: ClassifierTask, env: distributed.Dist
         train_source, val_source = folder_sources(config.data, config.strict_data)
         classes, train_images = train_source.classes, len(train_source)
     config, recipe_lines, plan = plan_run(config, env, train_images, len(classes))
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from, _ = plan
+    device, precision, accum, global_batch = plan.device, plan.precision, plan.accum, plan.global_batch
+    base_lr, run_dir, checkpoints, resume_from = plan.base_lr, plan.run_dir, plan.checkpoints, plan.resume_from
     num_classes = config.num_classes or len(classes)
     if num_classes < len(classes):
         raise ValueError(f"--num-classes {num_classes} is fewer than the {len(classes)} classes of "
@@ -286,24 +286,19 @@ def _train(config: DownstreamConfig, task: ClassifierTask, env: distributed.Dist
     if resume_from is not None:
         progress.write(f"resuming from {resume_from} (step {step})")
 
-    window: list[torch.Tensor] = []
+    window = LossWindow(env, epoch_steps, global_batch, checkpoints)
     epoch_loss = torch.tensor(epoch_loss, device=device)
     lr = base_lr
-    window_start = time.perf_counter()
 
     def log_window() -> None:
         """Bring the unread losses to the host (averaged over processes), check them, log them."""
-        nonlocal window, window_start
-        if not window:
+        values, speed = window.read(step)
+        if not values:
             return
-        values = read_losses(window, env, step, epoch_steps, checkpoints)
-        speed = round(len(values) * global_batch / (time.perf_counter() - window_start), 1)
-        window = []
         loss_value = sum(values) / len(values)
         logger.log({"step": step, "epoch": round(step / epoch_steps, 4), "loss": loss_value, "lr": lr,
                     "images_per_s": speed})
         progress.report({"loss": loss_value, "lr": lr})
-        window_start = time.perf_counter()
 
     def end_of_epoch(epoch: int) -> None:
         nonlocal best_top1, last_top1, epoch_loss
@@ -364,7 +359,7 @@ def _train(config: DownstreamConfig, task: ClassifierTask, env: distributed.Dist
                 continue
 
             optimizer_step(optimizer, scaler, raw_model.parameters(), config.clip_grad)
-            window.append(step_loss / accum)
+            window.add(step_loss / accum)
             epoch_loss += step_loss / accum
             step += 1
             progress.update()

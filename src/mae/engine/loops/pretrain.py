@@ -11,7 +11,6 @@ checked for NaN / inf) only at log steps and before every checkpoint, so the loo
 waits for the device otherwise, and a non-finite loss is reported with its exact step.
 """
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +56,7 @@ from ..optim.schedules import set_lr, warmup_cosine
 from ..run import sharded_checkpoints as sharded_checkpoint
 from ..run.lock import unlock_run_dir
 from ..run.metrics import MetricsLogger, Progress, read_metrics
-from ..run.plan import TrainingDiverged, plan_run, read_losses, warn_on_main_only
+from ..run.plan import LossWindow, TrainingDiverged, plan_run, warn_on_main_only
 from ..run.resume_check import data_identity
 from ..run.stops import StopOnSignal
 from .classifier import SYNTHETIC_VAL_SEED, eval_crop_fraction
@@ -147,7 +146,8 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     data = data_identity(config.data, source)
     warn_split_folders(source, config.data)
     config, recipe_lines, plan = plan_run(config, env, len(source))
-    device, precision, accum, global_batch, base_lr, run_dir, checkpoints, resume_from, _ = plan
+    device, precision, accum, global_batch = plan.device, plan.precision, plan.accum, plan.global_batch
+    base_lr, run_dir, checkpoints, resume_from = plan.base_lr, plan.run_dir, plan.checkpoints, plan.resume_from
     knn_loaders = make_knn_loaders(config, source, device.type == "cuda") if config.knn_every_epochs else None
     dataset, collate, to_model = _training_data(config, source, device)
     epoch_steps = steps_per_epoch(len(source), config.batch_size, env.world_size, accum)
@@ -207,25 +207,21 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
     if compiling.on and step < total_steps:
         progress.write(compiling.notice())
 
-    window: list[torch.Tensor] = []  # per-step losses on the device, not yet read
+    window = LossWindow(env, epoch_steps, global_batch, checkpoints)
     last_loss, saved_step = None, None
     lr = base_lr
-    window_start = time.perf_counter()
 
     def log_window() -> None:
         """Bring the unread losses to the host (averaged over processes), check them, log them."""
-        nonlocal window, window_start, epoch_loss, last_loss
-        if not window:
+        nonlocal epoch_loss, last_loss
+        values, speed = window.read(step)
+        if not values:
             return
-        values = read_losses(window, env, step, epoch_steps, checkpoints)
-        window = []
         epoch_loss = [epoch_loss[0] + sum(values), epoch_loss[1] + len(values)]
         last_loss = sum(values) / len(values)
-        speed = round(len(values) * global_batch / (time.perf_counter() - window_start), 1)
         logger.log({"step": step, "epoch": round(step / epoch_steps, 4), "loss": last_loss, "lr": lr,
                     "images_per_s": speed})
         progress.report({"loss": last_loss, "lr": lr, "img/s": speed})
-        window_start = time.perf_counter()
 
     def save_checkpoint() -> None:
         nonlocal saved_step
@@ -289,7 +285,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
                 continue
 
             optimizer_step(optimizer, scaler, raw_model.parameters(), config.clip_grad)
-            window.append(step_loss / accum)
+            window.add(step_loss / accum)
             step += 1
             progress.update()
             epoch_end = step % epoch_steps == 0
@@ -306,7 +302,7 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
                 or step == total_steps
             ):
                 save_checkpoint()
-                window_start = time.perf_counter()  # images/s counts training time only
+                window.restart_clock()
             if epoch_end and config.knn_every_epochs and (epoch + 1) % config.knn_every_epochs == 0:
                 whole = fsdp.full_model(raw_model, env, build_model)
                 if whole is not None:
@@ -316,10 +312,10 @@ def _pretrain(config: PretrainConfig, env: distributed.DistEnv) -> PretrainResul
                     progress.write(f"epoch {epoch + 1}: k-NN top-1 {accuracy['knn_top1']:.1f}%, "
                                    f"top-5 {accuracy['knn_top5']:.1f}%")
                 distributed.barrier(env)
-                window_start = time.perf_counter()
+                window.restart_clock()
             if epoch_end and config.preview_every_epochs and (epoch + 1) % config.preview_every_epochs == 0:
                 write_pictures(f"reconstruction-epoch{epoch + 1:04d}.png")
-                window_start = time.perf_counter()
+                window.restart_clock()
             if step < total_steps and stop.agreed(env, step, config.log_every):
                 if saved_step != step:
                     save_checkpoint()

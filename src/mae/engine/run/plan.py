@@ -3,9 +3,10 @@ out (chosen from the data, or on resume the run's own), device and precision, ho
 batch splits, the learning rate, the run directory (locked for this run alone) and the
 checkpoint to resume from (verified, and checked to continue the same run)."""
 
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 
@@ -37,6 +38,35 @@ class TrainingDiverged(RuntimeError):
     """The loss (or the weights) became NaN or infinite; the run stopped."""
 
 
+class LossWindow:
+    """The losses of the optimizer steps since the last log line, kept on the device (reading one
+    would make the host wait for the device every step) until `read` brings them over."""
+
+    def __init__(self, env: distributed.DistEnv, epoch_steps: int, global_batch: int,
+                 checkpoints: CheckpointManager):
+        self.env, self.epoch_steps, self.global_batch, self.checkpoints = env, epoch_steps, global_batch, checkpoints
+        self.losses: list[torch.Tensor] = []  # scalars on the device
+        self.restart_clock()
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.losses.append(loss)
+
+    def restart_clock(self) -> None:
+        """Start timing anew: images/s counts training time, not checkpoints, probes or pictures."""
+        self.started = time.perf_counter()
+
+    def read(self, step: int) -> tuple[list[float], float]:
+        """(the losses of steps up to `step`, averaged over processes and checked, images/s), and
+        the window emptied; ([], 0.0) when there is nothing to read."""
+        if not self.losses:
+            return [], 0.0
+        values = read_losses(self.losses, self.env, step, self.epoch_steps, self.checkpoints)
+        speed = round(len(values) * self.global_batch / (time.perf_counter() - self.started), 1)
+        self.losses = []
+        self.restart_clock()
+        return values, speed
+
+
 def read_losses(window: list[torch.Tensor], env: distributed.DistEnv, step: int, epoch_steps: int,
                 checkpoints: CheckpointManager) -> list[float]:
     """The per-step losses of steps (step - len(window), step], averaged over processes, on the
@@ -57,7 +87,10 @@ def read_losses(window: list[torch.Tensor], env: distributed.DistEnv, step: int,
     return values
 
 
-class RunPlan(NamedTuple):
+@dataclass(frozen=True)
+class RunPlan:
+    """Read by name (plan.device, plan.base_lr, ...)."""
+
     device: torch.device
     precision: str  # "fp32", "bf16" or "fp16"
     accum: int  # micro-steps per optimizer step
