@@ -93,7 +93,7 @@ def _fit_tables(state: dict, config: dict) -> dict:
     return state
 
 
-def _read_source(src) -> tuple[dict, dict, dict | None, str]:
+def _read_weights(src) -> tuple[dict, dict, dict | None, str]:
     """Any accepted source -> (state_dict, training args, our metadata or None, name)."""
     if isinstance(src, dict):
         state, args = unwrap_checkpoint(src)
@@ -119,10 +119,10 @@ def _read_source(src) -> tuple[dict, dict, dict | None, str]:
     if path.suffix == ".safetensors":
         state, metadata = read_safetensors(path)
         if CONFIG_KEY not in metadata and path.name in _hf_weight_files(path.parent):
-            return _read_source(path.parent)  # a Hugging Face folder's weights: with its config.json
+            return _read_weights(path.parent)  # a Hugging Face folder's weights: with its config.json
         return state, {}, metadata, str(path)
     if path.name in _hf_weight_files(path.parent):
-        return _read_source(path.parent)
+        return _read_weights(path.parent)
     obj = read_pth(path)
     try:
         state, args = unwrap_checkpoint(obj)
@@ -176,7 +176,7 @@ def read_checkpoint(src, img_size=None) -> tuple[dict, dict, str, dict]:
     `guessed` names the settings that were assumed (see `infer_config`). `img_size`, the
     size asked for, tells the grid of a non-square table saved without a config.
     """
-    state, args, metadata, name = _read_source(src)
+    state, args, metadata, name = _read_weights(src)
     metadata = metadata or {}
     if "hf_config" in metadata:
         return interop.hf_to_ours(state), interop.ours_config_from_hf(metadata["hf_config"]), name, {}

@@ -184,7 +184,7 @@ def evaluate_classifier(
 # ---------------------------------------------------------------- model
 
 
-def encoder_source(config: DownstreamConfig) -> VisionTransformer:
+def pretrained_encoder(config: DownstreamConfig) -> VisionTransformer:
     """The checkpoint's encoder, or (with --random-init) a freshly initialised model of its
     architecture."""
     if config.checkpoint is None:
@@ -239,7 +239,7 @@ def _train(config: DownstreamConfig, task: ClassifierTask, env: distributed.Dist
         raise ValueError(f"--num-classes {num_classes} is fewer than the {len(classes)} classes of "
                          "the training data")
     torch.manual_seed(config.seed)  # the fresh head (and fc_norm)
-    raw_model, report = task.build(config, encoder_source(config), num_classes)
+    raw_model, report = task.build(config, pretrained_encoder(config), num_classes)
     img_size = tuple(raw_model.config["img_size"])  # (height, width)
     if synthetic:
         train_source, val_source = synthetic_sources(config, img_size)

@@ -44,7 +44,7 @@ from ..optim.lr_decay import param_groups_lrd
 from ..optim.optimizers import adamw, optimizer_step, param_groups
 from ..optim.schedules import poly_lr, set_lr
 from ..run.metrics import MetricsLogger, Progress
-from .classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, encoder_source
+from .classifier import SYNTHETIC_TRAIN_SEED, SYNTHETIC_VAL_SEED, pretrained_encoder
 
 
 @dataclass
@@ -121,7 +121,7 @@ def train_segmenter(config: SegmentConfig) -> SegmentResult:
     folders = _folder_sources(config)
     num_classes = config.num_classes or len(SYNTHETIC_CLASSES)
     torch.manual_seed(config.seed)  # the head (and, with --random-init, the encoder)
-    model, report = build_segmenter(encoder_source(config), num_classes, config.head, config.head_channels,
+    model, report = build_segmenter(pretrained_encoder(config), num_classes, config.head, config.head_channels,
                                     config.drop_path, config.crop_size, name=config.checkpoint)
     crop = model.encoder.config["img_size"][0]  # a multiple of the patch size, or the build refused it
     stride = config.stride or max(1, crop * 2 // 3)
