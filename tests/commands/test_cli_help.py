@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
+from helpers import config_class
 from mae import __version__, cli
+from mae.engine.config.base import CONFIG_DIR, checked_values, find_config, read_yaml
 
 PARSER = cli.build_parser(cli.available_commands())
 SUBPARSERS = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices
@@ -111,6 +113,34 @@ def test_every_command_is_described_alike():
         text = parser.description
         assert text[0].islower() and not text.endswith("."), f"mae {command}: {text!r}"
     assert SUBPARSERS["bench"].epilog.startswith("examples:\n  mae bench ")
+
+
+def recipes_in_help(command: str) -> list[str]:
+    text = SUBPARSERS[command]._option_string_actions["--config"].help
+    named = re.search(r"by name: ([\w, ]+);", text)
+    assert named or "no shipped recipes" in text, f"mae {command} --config: {text}"
+    return named.group(1).split(", ") if named else []
+
+
+CONFIG_COMMANDS = sorted(c for c, parser in SUBPARSERS.items() if "--config" in parser._option_string_actions)
+
+
+@pytest.mark.parametrize("command", CONFIG_COMMANDS)
+def test_the_config_help_names_the_recipes_of_that_command(command):
+    cls = config_class(command)
+    for name in recipes_in_help(command):
+        path = find_config(name, getattr(cls, "RECIPE_PREFIX", None))
+        checked_values(cls, read_yaml(path), f"mae {command} --config {name}")  # that command's settings
+
+
+def test_each_command_with_recipes_names_its_own():
+    found = {command: recipes_in_help(command) for command in CONFIG_COMMANDS}
+    assert found["eval"] == []
+    assert "vit_base_800ep" in found["pretrain"] and "vit_base_800ep" not in found["finetune"]
+    for command in ("pretrain", "finetune", "linprobe", "segment", "ablate"):
+        assert "demo" in found[command], command
+    paths = [find_config(name, getattr(config_class(c), "RECIPE_PREFIX", None)) for c in found for name in found[c]]
+    assert len(paths) == len(set(paths)) and set(paths) <= set(CONFIG_DIR.glob("*.yaml"))  # each under one command
 
 
 def test_the_batch_flag_has_one_name_everywhere():
