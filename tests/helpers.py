@@ -1,6 +1,9 @@
-"""What several test files share: the tiny architecture, and the comparison of trained weights."""
+"""What several test files share: the tiny architecture, the comparison of trained weights, and a
+command's config class."""
 
 import torch
+
+from mae.cli import available_commands
 
 # a 2-block ViT on 32 x 32 images in 8 x 8 patches: trains in milliseconds on a CPU
 TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
@@ -30,3 +33,9 @@ def hf_pretraining_model(config: dict, **fields):
 
     hf = {k: v for k, v in interop.hf_config_from_ours(config).items() if k not in ("model_type", "architectures")}
     return transformers.ViTMAEForPreTraining(transformers.ViTMAEConfig(**{**hf, **fields})).eval()
+
+
+def config_class(command: str) -> type:
+    """The config dataclass of a `mae` command's module (PretrainConfig for pretrain ...)."""
+    module = __import__(available_commands()[command], fromlist=["run"])
+    return next(v for k, v in vars(module).items() if k.endswith("Config") and isinstance(v, type))

@@ -5,6 +5,7 @@ modules are imported only when their command is used, so `mae --help` stays fast
 """
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -55,14 +56,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser(commands: dict) -> argparse.ArgumentParser:
+    # no abbreviations: `--epoch 2` is an unknown flag rather than --epochs, here and in each command
     parser = argparse.ArgumentParser(
-        prog="mae", description="Masked-autoencoder pretraining of Vision Transformers."
+        prog="mae", description="Masked-autoencoder pretraining of Vision Transformers.", allow_abbrev=False
     )
     parser.add_argument("--version", action="version", version=f"mae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in commands.items():
         module = importlib.import_module(module_name)
-        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter,
+                             allow_abbrev=False)  # a subcommand's parser does not inherit it
         module.add_arguments(cmd)
         cmd.formatter_class = HelpFormatter  # also where a command set its own
         cmd.set_defaults(_run=module.run)
@@ -77,15 +80,43 @@ def main(argv: list[str] | None = None) -> int:
         commands = {argv[0]: commands[argv[0]]}
     parser = build_parser(commands)
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # with the command's usage, not the top-level one
+    if unknown:  # named by the command, without its usage (pretrain's is 30 lines)
         subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        command = subcommands.choices[args.command]
+        lines = unknown_argument_errors(command, unknown)
+        command.exit(2, "".join(f"{command.prog}: error: {line}\n" for line in lines))
     args._argv = argv  # the command line, for advice to run it again
     try:
         return args._run(args) or 0
     except (ValueError, FileNotFoundError) as err:
         print(f"mae {args.command}: error: {error_message(err)}", file=sys.stderr)
         return 2
+
+
+def unknown_argument_errors(parser: argparse.ArgumentParser, unknown: list[str]) -> list[str]:
+    """One line per unknown flag, with the flags it abbreviates or else the closest ones; without an
+    unknown flag, one line naming the stray values."""
+    flags = [word.split("=", 1)[0] for word in unknown if _is_flag(word)]
+    if not flags:
+        return [f"unexpected argument{'s' if len(unknown) > 1 else ''} {' '.join(unknown)} (see {parser.prog} --help)"]
+    lines = []
+    for name in flags:
+        known = list(parser._option_string_actions)
+        close = [f for f in known if f.startswith(name)][:3] or difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else f" (see {parser.prog} --help)"
+        lines.append(f"unknown flag {name}{hint}")
+    return lines
+
+
+def _is_flag(word: str) -> bool:
+    """`--x`, `-x` or `--x=1`, not a negative number (which argparse takes for a value)."""
+    if not word.startswith("-") or word == "-":
+        return False
+    try:
+        float(word)
+    except ValueError:
+        return True
+    return False
 
 
 def error_message(err: Exception) -> str:

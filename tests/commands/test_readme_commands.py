@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import config_class
 from mae.cli import available_commands, build_parser
+from mae.engine.config.base import checked_values, find_config, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -53,9 +55,17 @@ def doc_commands() -> list[tuple[str, str]]:
         for line in shell_lines(path.read_text()):
             found.append((path.relative_to(ROOT).as_posix(), line))
     for name, parser in SUBPARSERS.items():
-        for line in shell_lines((parser.epilog or "").replace("examples:", "")):
+        for line in help_examples(parser):
             found.append((f"mae {name} --help", line))
     return [(where, line) for where, line in found if _is_command(_words(line))]
+
+
+def help_examples(parser) -> list[str]:
+    """The example lines of a command's --help epilog: its indented lines (by two spaces under
+    `examples:`, or by four), continuations joined."""
+    text = (parser.epilog or "").replace("examples:", "")
+    lines = ("    " + line.strip() if line.startswith("  ") else line for line in text.splitlines())
+    return shell_lines("\n".join(lines))
 
 
 def _is_command(words: list[str]) -> bool:
@@ -127,11 +137,22 @@ def _check_mae(where: str, line: str, argv: list[str]) -> None:
             pytest.fail(f"{where}: `{line}` does not parse:\n{err.getvalue()}")
     config = getattr(args, "config", None)
     if config and config.startswith("configs/"):
-        from mae.engine.config.base import checked_values, read_yaml
+        checked_values(config_class(argv[0]), read_yaml(ROOT / config), config)  # keys and types of that command
+    elif config and "/" not in config and not config.endswith((".yaml", ".yml")):  # a recipe by name
+        cls = config_class(argv[0])
+        path = find_config(config, getattr(cls, "RECIPE_PREFIX", None))
+        checked_values(cls, read_yaml(path), config)
 
-        module = __import__(available_commands()[argv[0]], fromlist=["run"])
-        config_class = next(v for k, v in vars(module).items() if k.endswith("Config") and isinstance(v, type))
-        checked_values(config_class, read_yaml(ROOT / config), config)  # keys and types of that command
+
+@pytest.mark.parametrize("command", sorted(SUBPARSERS))
+def test_every_help_example_is_checked_as_a_command(command):
+    checked = [line for where, line in COMMANDS if where == f"mae {command} --help"]
+    for line in checked:  # a command to run, not a usage line that only its flags are checked in
+        assert not is_synopsis(mae_argv(_words(line)) or []), f"mae {command} --help: `{line}` is not a command"
+    for raw in (SUBPARSERS[command].epilog or "").splitlines():
+        if raw.strip().startswith("mae "):
+            written = raw.strip().removesuffix("\\").rstrip()
+            assert any(line.startswith(written) for line in checked), f"mae {command} --help: `{written}` unchecked"
 
 
 def test_shell_lines_join_continuations_and_skip_prose():

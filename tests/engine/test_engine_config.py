@@ -4,8 +4,19 @@ import dataclasses
 import pytest
 import yaml
 
-from mae.engine.config.base import add_config_arguments, config_from_args, load_config, save_config
+from mae.engine.config.ablate import AblateConfig
+from mae.engine.config.base import (
+    CONFIG_DIR,
+    add_config_arguments,
+    config_from_args,
+    find_config,
+    load_config,
+    recipe_names,
+    save_config,
+)
+from mae.engine.config.classifier import EvalConfig, FinetuneConfig
 from mae.engine.config.pretrain import PretrainConfig
+from mae.engine.config.segment import SegmentConfig
 
 
 def parse(argv):
@@ -97,3 +108,13 @@ def test_model_kwargs_take_only_given_architecture_fields():
     config = PretrainConfig(model="mae_vit_tiny_patch16", img_size=32, depth=2, norm_pix_loss=True)
     assert config.model_kwargs() == dict(img_size=32, in_chans=3, norm_pix_loss=True, mask_ratio=0.75, target="pixels",
                                          encoder_mask_tokens=False, depth=2)
+
+
+def test_recipe_names_are_the_recipes_of_that_command():
+    assert recipe_names(PretrainConfig) == ["demo", "vit_base_1600ep", "vit_base_800ep", "vit_huge_1600ep",
+                                            "vit_huge_800ep", "vit_large_1600ep", "vit_large_800ep"]
+    assert recipe_names(FinetuneConfig) == ["demo", "vit_base", "vit_huge", "vit_large"]  # not linprobe_demo
+    assert recipe_names(EvalConfig) == []
+    assert recipe_names(AblateConfig) == ["demo"]  # ablate_base.yaml holds pretrain settings: a base, not a grid
+    assert find_config("demo", SegmentConfig.RECIPE_PREFIX) == CONFIG_DIR / "segment_demo.yaml"
+    assert find_config("demo", AblateConfig.RECIPE_PREFIX) == CONFIG_DIR / "ablate_demo.yaml"

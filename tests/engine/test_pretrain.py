@@ -96,7 +96,7 @@ def test_cli_reports_bad_input_before_training(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(base + ["--learning-rate", "1"])
     assert exit_info.value.code == 2
-    assert "unrecognized arguments: --learning-rate" in capsys.readouterr().err
+    assert "unknown flag --learning-rate" in capsys.readouterr().err
 
 
 def test_cli_help_explains_the_flags(capsys):

@@ -12,7 +12,8 @@ examples:
   mae finetune --config configs/finetune_demo.yaml --checkpoint runs/demo
   mae finetune --config configs/finetune_vit_base.yaml --checkpoint mae_pretrain_vit_base.pth \\
       --data ~/imagenet --output-dir runs/ft-vitb
-  mae finetune ... --finetune-blocks 4          # partial fine-tuning of the last 4 blocks
+  mae finetune --config configs/finetune_demo.yaml --checkpoint runs/demo --finetune-blocks 4 \
+      --output-dir runs/ft-last4     # partial fine-tuning of the last 4 blocks
   mae finetune --config runs/ft-vitb/config.yaml --resume auto     # continue after a stop
 """
 

@@ -2,6 +2,7 @@
 paper's Table 1), and the probes."""
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ...data.options import AUGMENTATIONS
 from ...models.options import MASK_TYPES, TARGET_NAMES
@@ -28,6 +29,7 @@ def _axis(help_text: str, **extra):
 
 @dataclass
 class AblateConfig:
+    RECIPE_PREFIX: ClassVar[str] = "ablate"  # --config NAME reads configs/ablate_NAME.yaml
     base: str | None = field(default=None, metadata=dict(
         help="the base setting, a `mae pretrain` YAML file or recipe name (e.g. ablate_base): every run is "
         "it with one setting changed "

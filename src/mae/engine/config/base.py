@@ -15,6 +15,7 @@ number or a list of two; kept as an int when square, else as (height, width)).
 import argparse
 import dataclasses
 import difflib
+import functools
 import importlib.resources
 import math
 import types
@@ -160,10 +161,13 @@ def _scalar(kind, value, where: str):
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
     """`--config FILE.yaml` plus one flag per field of `cls`."""
+    names = recipe_names(cls)
+    recipes = (f", or a recipe shipped with mae by name: {', '.join(names)}" if names
+               else "; no shipped recipes for this command")
     parser.add_argument(
         "--config", metavar="FILE.yaml",
-        help="read settings from a YAML file (keys are the flag names with underscores), or a named "
-        "recipe of configs/ (e.g. vit_base_800ep, demo); flags on the command line override it",
+        help=f"read settings from a YAML file (keys are the flag names with underscores){recipes}; flags on "
+        "the command line override it",
     )
     for field in dataclasses.fields(cls):
         base, optional = _field_type(cls, field.name)
@@ -206,6 +210,25 @@ def find_config(name: str | Path, prefix: str | None = None) -> Path:
     names = sorted(p.stem.removeprefix(f"{prefix}_") for p in CONFIG_DIR.glob(f"{prefix or ''}*.yaml"))
     raise FileNotFoundError(f"config file {path} does not exist, nor a recipe of that name in {CONFIG_DIR}"
                             + (f" (recipes: {', '.join(names)})" if names else ""))
+
+
+def recipe_names(cls) -> list[str]:
+    """The recipes shipped for `cls`'s command, by the names `--config NAME` takes: NAME of
+    configs/PREFIX_NAME.yaml (PREFIX its RECIPE_PREFIX) and of a one-word configs/NAME.yaml (demo.yaml),
+    where every setting of the file is one of `cls`'s."""
+    prefix = getattr(cls, "RECIPE_PREFIX", None)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    names = set()
+    for path in CONFIG_DIR.glob("*.yaml"):
+        name = path.stem.removeprefix(f"{prefix}_") if prefix else path.stem
+        if (name != path.stem or "_" not in name) and set(_recipe_keys(path)) <= fields:
+            names.add(name)
+    return sorted(names)
+
+
+@functools.cache
+def _recipe_keys(path: Path) -> tuple[str, ...]:
+    return tuple(read_yaml(path))
 
 
 def read_yaml(path: str | Path) -> dict:

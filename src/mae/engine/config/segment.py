@@ -7,6 +7,7 @@ evaluation by sliding 512-pixel windows with stride 341.
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...util.threads import default_workers
 from .base import check_seed, optional, require, setting
@@ -17,6 +18,7 @@ SEG_HEADS = ("linear", "upernet")
 
 @dataclass
 class SegmentConfig:
+    RECIPE_PREFIX: ClassVar[str] = "segment"  # --config NAME reads configs/segment_NAME.yaml
     checkpoint: str | None = optional("pretrained encoder: anything `mae finetune --checkpoint` takes", metavar="PATH")
     random_init: bool = setting(False, "take only the architecture from --checkpoint and start from random "
                              "weights (the from-scratch baseline)")
