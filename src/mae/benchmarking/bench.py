@@ -3,9 +3,9 @@ by side, and the table printed (and written with --out)."""
 
 import torch
 
+from ..engine.compute.distributed import resolve_device
 from ..engine.compute.precision import native_bf16
 from ..engine.compute.process import set_up_process
-from ..engine.config.base import parse_size
 from ..engine.config.bench import BenchConfig
 from ..engine.run.metrics import Progress
 from ..models.linear import matmul_backend
@@ -17,12 +17,11 @@ from .variants import build_variants
 
 def bench(config: BenchConfig, command: str) -> int:
     """Measure as `config` says; `command` (the full command line) is recorded with the results."""
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if config.device == "auto" else config.device)
+    device = resolve_device(config.device)
     precision = config.precision
     if precision == "auto":
         precision = "bf16" if native_bf16(device) else "fp32"
-    img_size = parse_size(config.img_size, "--img-size")
+    img_size = config.img_size  # a side, or (height, width), as the config parsed it
     settings = BenchSettings(img_size=img_size, batch=config.batch_size, mask_ratio=config.mask_ratio,
                              precision=precision, compile=config.compile, device=str(device), steps=config.steps,
                              warmup=config.warmup, seed=config.seed)
